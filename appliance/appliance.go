@@ -1,0 +1,218 @@
+package appliance
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hearth-home/hearth/appliance/bus"
+	"github.com/hearth-home/hearth/appliance/config"
+	"github.com/hearth-home/hearth/appliance/control"
+	"github.com/hearth-home/hearth/matrix/accounts"
+	"github.com/hearth-home/hearth/matrix/change"
+	"github.com/hearth-home/hearth/matrix/clientapi"
+	"github.com/hearth-home/hearth/matrix/events"
+	"github.com/hearth-home/hearth/matrix/rooms"
+	"github.com/hearth-home/hearth/matrix/store"
+	"github.com/hearth-home/hearth/matrix/sync"
+	hearthtls "github.com/hearth-home/hearth/tls"
+)
+
+// Appliance is the running homeserver and everything around it.
+type Appliance struct {
+	cfg      config.Config
+	log      *slog.Logger
+	st       *store.Store
+	bus      *bus.Bus[change.Change]
+	accounts *accounts.Service
+	rooms    *rooms.Service
+	sync     *sync.Service
+	metrics  *metrics
+
+	clientLn net.Listener
+	fedLn    net.Listener
+	client   *http.Server
+	fed      *http.Server
+}
+
+// New builds the appliance from a validated configuration and binds its listeners, so that
+// the addresses are known (and ports taken) before Run.
+func New(cfg config.Config, log *slog.Logger) (*Appliance, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Appliance{cfg: cfg, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			a.closeAll()
+		}
+	}()
+	if err := a.openDomain(); err != nil {
+		return nil, err
+	}
+	if err := a.buildHTTP(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+// openDomain opens the store and builds the Matrix services.
+func (a *Appliance) openDomain() error {
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir %s: %w", a.cfg.DataDir, err)
+	}
+	st, err := store.Open(filepath.Join(a.cfg.DataDir, "store"), store.Options{Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.st = st
+	key, err := loadOrCreateKey(filepath.Join(a.cfg.DataDir, "signing.key"))
+	if err != nil {
+		return err
+	}
+	a.bus = bus.New[change.Change]()
+	st.Stream().SetSink(func(notes []store.Note) {
+		for _, n := range notes {
+			if c, ok := n.Value.(change.Change); ok {
+				a.bus.Publish(c)
+			}
+		}
+	})
+	a.accounts = accounts.New(st, a.cfg.ServerName, a.log)
+	signer := events.Signer{ServerName: a.cfg.ServerName, KeyID: key.ID, Key: key.Priv}
+	a.rooms = rooms.New(st, signer, a.accounts, a.log)
+	a.sync, err = sync.New(st, a.rooms, a.accounts, a.bus, a.log)
+	return err
+}
+
+func (a *Appliance) buildHTTP() error {
+	a.metrics = newMetrics(a)
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Use(a.metrics.middleware)
+	l := a.cfg.Limits
+	api := clientapi.New(clientapi.Options{
+		ServerName:        a.cfg.ServerName,
+		PublicBaseURL:     a.cfg.PublicBaseURL,
+		OpenRegistration:  a.cfg.Registration.Open,
+		SharedSecret:      a.cfg.Registration.SharedSecret,
+		MinPasswordLength: a.cfg.Registration.MinPasswordLength,
+		RateLimit:         l.RateLimit,
+		PerSecond:         l.PerSecond,
+		Burst:             l.Burst,
+		MaxBodyBytes:      l.MaxBodyBytes,
+		SyncTimeoutMax:    l.SyncTimeoutMax,
+		Version:           Version(),
+	}, a.accounts, a.rooms, a.sync, a.sync, a.log)
+	e.GET("/metrics", echo.WrapHandler(a.metrics.handler()))
+	api.Register(e)
+
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
+	}
+	a.clientLn = ln
+	a.client = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+
+	if a.cfg.FederationListen != "" {
+		cert, err := a.federationCert()
+		if err != nil {
+			return err
+		}
+		fl, err := net.Listen("tcp", a.cfg.FederationListen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", a.cfg.FederationListen, err)
+		}
+		a.fedLn = tls.NewListener(fl, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})
+		// Until the federation API lands the TLS port serves the same router, so that
+		// /_matrix/federation answers M_UNRECOGNIZED instead of refusing connections.
+		a.fed = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	}
+	return nil
+}
+
+func (a *Appliance) federationCert() (*tls.Certificate, error) {
+	switch {
+	case a.cfg.TLSCA != "":
+		cert, _, err := hearthtls.SignWithCA(a.cfg.TLSCA, a.cfg.TLSCAKey, a.cfg.ServerName)
+		return cert, err
+	case a.cfg.TLSCert != "":
+		return hearthtls.LoadFiles(a.cfg.TLSCert, a.cfg.TLSKey)
+	default:
+		return hearthtls.SelfSigned(a.cfg.ServerName)
+	}
+}
+
+// ClientAddr is the bound client-server API address.
+func (a *Appliance) ClientAddr() string { return a.clientLn.Addr().String() }
+
+// Run serves until ctx is cancelled, then shuts down in order: stop accepting, finish
+// requests (long-polls are woken), close the store.
+func (a *Appliance) Run(ctx context.Context) error {
+	defer a.closeAll()
+	ctl, err := control.Serve(ctx, control.SocketPath(a.cfg.DataDir), &admin{a: a}, a.log)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	errc := make(chan error, 2)
+	go func() { errc <- a.client.Serve(a.clientLn) }()
+	if a.fed != nil {
+		go func() { errc <- a.fed.Serve(a.fedLn) }()
+	}
+	a.log.Info("hearth serving", "server_name", a.cfg.ServerName, "client", a.ClientAddr(), "federation", a.cfg.FederationListen, "version", Version())
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+	}
+	a.sync.Shutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = a.client.Shutdown(sctx)
+	if a.fed != nil {
+		_ = a.fed.Shutdown(sctx)
+	}
+	return nil
+}
+
+func (a *Appliance) closeAll() {
+	if a.clientLn != nil {
+		_ = a.clientLn.Close()
+	}
+	if a.fedLn != nil {
+		_ = a.fedLn.Close()
+	}
+	if a.st != nil {
+		if err := a.st.Close(); err != nil {
+			a.log.Error("close store", "err", err)
+		}
+		a.st = nil
+	}
+}
+
+// OpenOffline opens the store directly for administration while no server runs.
+func OpenOffline(cfg config.Config, log *slog.Logger) (control.Admin, func() error, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Appliance{cfg: cfg, log: log}
+	if err := a.openDomain(); err != nil {
+		a.closeAll()
+		return nil, nil, err
+	}
+	return &admin{a: a}, func() error { a.closeAll(); return nil }, nil
+}

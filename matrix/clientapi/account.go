@@ -1,0 +1,5 @@
+package clientapi
+
+import "github.com/labstack/echo/v4"
+
+func (a *API) routesAccount(g *echo.Group) {}

@@ -1,0 +1,95 @@
+package clientapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/hearth-home/hearth/matrix/accounts"
+	"github.com/hearth-home/hearth/matrix/rooms"
+)
+
+// Syncer answers /sync (implemented by matrix/sync).
+type Syncer interface {
+	Sync(ctx context.Context, sess *accounts.Session, q SyncQuery) (any, error)
+}
+
+// SyncQuery is the parsed /sync query string.
+type SyncQuery struct {
+	Since       string
+	Timeout     time.Duration
+	FullState   bool
+	SetPresence string
+	Filter      []byte // inline JSON or loaded by ID
+}
+
+// Ephemeral is typing and receipts (implemented by matrix/sync's ephemeral store).
+type Ephemeral interface {
+	SetTyping(ctx context.Context, roomID id.RoomID, user id.UserID, typing bool, timeout time.Duration) error
+	PutReceipt(ctx context.Context, roomID id.RoomID, user id.UserID, typ string, eventID id.EventID, threadID string) error
+}
+
+// Options configure the API.
+type Options struct {
+	ServerName        string
+	PublicBaseURL     string
+	OpenRegistration  bool
+	SharedSecret      string
+	MinPasswordLength int
+	RateLimit         bool
+	PerSecond         float64
+	Burst             int
+	MaxBodyBytes      int64
+	SyncTimeoutMax    time.Duration
+	Version           string
+}
+
+// API holds the handlers' dependencies.
+type API struct {
+	opts     Options
+	accounts *accounts.Service
+	rooms    *rooms.Service
+	sync     Syncer
+	eph      Ephemeral
+	log      *slog.Logger
+	limiter  *limiter
+}
+
+// New builds the API.
+func New(opts Options, acc *accounts.Service, rm *rooms.Service, sy Syncer, eph Ephemeral, log *slog.Logger) *API {
+	return &API{opts: opts, accounts: acc, rooms: rm, sync: sy, eph: eph, log: log, limiter: newLimiter(opts.PerSecond, opts.Burst)}
+}
+
+// Register mounts every route on e. Unknown paths and methods answer M_UNRECOGNIZED.
+func (a *API) Register(e *echo.Echo) {
+	e.HTTPErrorHandler = a.errorHandler
+	e.Use(a.recoverer, a.cors, a.bodyLimit)
+
+	c := e.Group("/_matrix/client")
+	a.routesMeta(e, c)
+	a.routesAuth(c)
+	a.routesAccount(c)
+	a.routesDevices(c)
+	a.routesProfile(c)
+	a.routesRooms(c)
+	a.routesMembership(c)
+	a.routesEvents(c)
+	a.routesDirectory(c)
+	a.routesSync(c)
+	a.routesAccountData(c)
+	a.routesEphemeral(c)
+	a.routesPushRules(c)
+}
+
+// versions lists every path prefix we serve: /r0 for old clients, /v3 and /v1 current.
+func (a *API) both(g *echo.Group, method, path string, h echo.HandlerFunc, mw ...echo.MiddlewareFunc) {
+	for _, v := range []string{"/v3", "/r0"} {
+		g.Add(method, v+path, h, mw...)
+	}
+}
+
+func noContent(c echo.Context) error { return c.JSON(http.StatusOK, struct{}{}) }

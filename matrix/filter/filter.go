@@ -1,0 +1,166 @@
+// Package filter parses Matrix filters (POST /user/{id}/filter, the filter parameter of /sync,
+// /messages and /context) and matches events against them.
+package filter
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/hearth-home/hearth/matrix/merr"
+)
+
+// EventFilter is the spec's EventFilter.
+type EventFilter struct {
+	Limit      *int     `json:"limit,omitempty"`
+	Types      []string `json:"types,omitempty"`
+	NotTypes   []string `json:"not_types,omitempty"`
+	Senders    []string `json:"senders,omitempty"`
+	NotSenders []string `json:"not_senders,omitempty"`
+}
+
+// RoomEventFilter is the spec's RoomEventFilter.
+type RoomEventFilter struct {
+	EventFilter
+	Rooms                     []string `json:"rooms,omitempty"`
+	NotRooms                  []string `json:"not_rooms,omitempty"`
+	ContainsURL               *bool    `json:"contains_url,omitempty"`
+	LazyLoadMembers           bool     `json:"lazy_load_members,omitempty"`
+	IncludeRedundantMembers   bool     `json:"include_redundant_members,omitempty"`
+	UnreadThreadNotifications bool     `json:"unread_thread_notifications,omitempty"`
+}
+
+// RoomFilter is the spec's RoomFilter.
+type RoomFilter struct {
+	Rooms        []string         `json:"rooms,omitempty"`
+	NotRooms     []string         `json:"not_rooms,omitempty"`
+	IncludeLeave bool             `json:"include_leave,omitempty"`
+	Timeline     *RoomEventFilter `json:"timeline,omitempty"`
+	State        *RoomEventFilter `json:"state,omitempty"`
+	Ephemeral    *RoomEventFilter `json:"ephemeral,omitempty"`
+	AccountData  *RoomEventFilter `json:"account_data,omitempty"`
+}
+
+// Filter is the spec's Filter.
+type Filter struct {
+	EventFields []string     `json:"event_fields,omitempty"`
+	EventFormat string       `json:"event_format,omitempty"`
+	Presence    *EventFilter `json:"presence,omitempty"`
+	AccountData *EventFilter `json:"account_data,omitempty"`
+	Room        *RoomFilter  `json:"room,omitempty"`
+}
+
+// Parse decodes and validates a filter.
+func Parse(b []byte) (*Filter, error) {
+	var f Filter
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, merr.BadJSON("invalid filter: %v", err)
+	}
+	if f.EventFormat != "" && f.EventFormat != "client" && f.EventFormat != "federation" {
+		return nil, merr.BadJSON("event_format must be client or federation")
+	}
+	return &f, nil
+}
+
+// ParseRoomEventFilter decodes the filter parameter of /messages and /context.
+func ParseRoomEventFilter(b []byte) (*RoomEventFilter, error) {
+	var f RoomEventFilter
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, merr.BadJSON("invalid filter: %v", err)
+	}
+	return &f, nil
+}
+
+func matchType(pattern, t string) bool {
+	if strings.HasSuffix(pattern, "*") {
+		return strings.HasPrefix(t, strings.TrimSuffix(pattern, "*"))
+	}
+	return pattern == t
+}
+
+func anyMatch(patterns []string, t string) bool {
+	for _, p := range patterns {
+		if matchType(p, t) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Match reports whether an event passes an EventFilter.
+func (f *EventFilter) Match(typ, sender string) bool {
+	if f == nil {
+		return true
+	}
+	if f.Types != nil && !anyMatch(f.Types, typ) {
+		return false
+	}
+	if anyMatch(f.NotTypes, typ) {
+		return false
+	}
+	if f.Senders != nil && !contains(f.Senders, sender) {
+		return false
+	}
+	return !contains(f.NotSenders, sender)
+}
+
+// Match reports whether an event passes a RoomEventFilter. content may be nil when the filter
+// has no contains_url clause.
+func (f *RoomEventFilter) Match(roomID, typ, sender string, content json.RawMessage) bool {
+	if f == nil {
+		return true
+	}
+	if !f.EventFilter.Match(typ, sender) || !f.MatchRoom(roomID) {
+		return false
+	}
+	if f.ContainsURL != nil {
+		var c map[string]json.RawMessage
+		_ = json.Unmarshal(content, &c)
+		_, has := c["url"]
+		if has != *f.ContainsURL {
+			return false
+		}
+	}
+	return true
+}
+
+// MatchRoom applies the rooms/not_rooms clauses.
+func (f *RoomEventFilter) MatchRoom(roomID string) bool {
+	if f == nil {
+		return true
+	}
+	if f.Rooms != nil && !contains(f.Rooms, roomID) {
+		return false
+	}
+	return !contains(f.NotRooms, roomID)
+}
+
+// MatchRoom applies a RoomFilter's rooms/not_rooms clauses.
+func (f *RoomFilter) MatchRoom(roomID string) bool {
+	if f == nil {
+		return true
+	}
+	if f.Rooms != nil && !contains(f.Rooms, roomID) {
+		return false
+	}
+	return !contains(f.NotRooms, roomID)
+}
+
+// LimitOr returns the filter's limit or def.
+func (f *RoomEventFilter) LimitOr(def int) int {
+	if f == nil || f.Limit == nil {
+		return def
+	}
+	if *f.Limit < 0 {
+		return 0
+	}
+	return *f.Limit
+}

@@ -1,0 +1,278 @@
+package rooms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json/jsontext"
+	"errors"
+	"fmt"
+	"strings"
+
+	"maunium.net/go/mautrix/id"
+
+	"github.com/hearth-home/hearth/matrix/events"
+	"github.com/hearth-home/hearth/matrix/merr"
+	"github.com/hearth-home/hearth/matrix/store"
+)
+
+// StateEvent is one initial_state entry.
+type StateEvent struct {
+	Type     string         `json:"type"`
+	StateKey string         `json:"state_key"`
+	Content  jsontext.Value `json:"content"`
+}
+
+// CreateRequest is a parsed /createRoom body.
+type CreateRequest struct {
+	Creator            id.UserID
+	Visibility         string
+	RoomAliasName      string
+	Name               *string
+	Topic              *string
+	Invite             []id.UserID
+	RoomVersion        id.RoomVersion
+	CreationContent    map[string]any
+	InitialState       []StateEvent
+	Preset             string
+	IsDirect           bool
+	PowerLevelOverride map[string]any
+}
+
+// CreateRoom creates a room with all its initial events in one transaction: either the whole
+// room exists afterwards or nothing of it does.
+func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (id.RoomID, error) {
+	rv := req.RoomVersion
+	if rv == "" {
+		rv = events.DefaultVersion
+	}
+	if !events.Supported(rv) {
+		return "", merr.UnsupportedRoomVersion("room version %q is not supported here", rv)
+	}
+	preset := req.Preset
+	if preset == "" {
+		preset = "private_chat"
+		if req.Visibility == "public" {
+			preset = "public_chat"
+		}
+	}
+	if preset != "private_chat" && preset != "public_chat" && preset != "trusted_private_chat" {
+		return "", merr.InvalidParam("unknown preset %q", preset)
+	}
+	if req.Visibility != "" && req.Visibility != "public" && req.Visibility != "private" {
+		return "", merr.InvalidParam("visibility must be public or private")
+	}
+	var alias string
+	if req.RoomAliasName != "" {
+		if strings.ContainsAny(req.RoomAliasName, ":# \t\n") {
+			return "", merr.InvalidParam("room_alias_name must be a bare localpart")
+		}
+		alias = "#" + req.RoomAliasName + ":" + s.server
+	}
+	for _, u := range req.Invite {
+		if _, _, err := u.ParseAndValidateRelaxed(); err != nil {
+			return "", merr.InvalidParam("invalid user ID in invite: %q", u)
+		}
+	}
+	creator := req.Creator
+	displayName, avatar := "", ""
+	if s.prof != nil {
+		displayName, avatar, _ = s.prof.Profile(ctx, creator)
+	}
+
+	// Create event content: creation_content plus the version (and creator before v11).
+	cc := map[string]any{}
+	for k, v := range req.CreationContent {
+		cc[k] = v
+	}
+	cc["room_version"] = string(rv)
+	if !rv.RoomIDIsCreateEventID() && !rv.UpdatedRedactionRules() {
+		cc["creator"] = creator
+	}
+	if rv.PrivilegedRoomCreators() && preset == "trusted_private_chat" && len(req.Invite) > 0 {
+		extra := make([]id.UserID, 0, len(req.Invite))
+		for _, u := range req.Invite {
+			if u != creator {
+				extra = append(extra, u)
+			}
+		}
+		cc["additional_creators"] = extra
+	}
+
+	var roomID id.RoomID
+	err := s.st.Update(func(txn *store.Txn) error {
+		if alias != "" {
+			if _, err := txn.Alias(alias); err == nil {
+				return merr.RoomInUse("room alias %s is already in use", alias)
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		empty := ""
+		createT := events.Template{Type: "m.room.create", StateKey: &empty, Sender: creator, Content: content(cc)}
+		var rid id.RoomID
+		if !rv.RoomIDIsCreateEventID() {
+			rid = id.RoomID("!" + randomString(18) + ":" + s.server)
+		}
+		built, err := events.Build(rv, rid, createT, nil, nil, 1, s.now(), s.signer)
+		if err != nil {
+			return err
+		}
+		if rv.RoomIDIsCreateEventID() {
+			if rid, err = events.RoomIDFor(built.PDU); err != nil {
+				return fmt.Errorf("derive room id: %w", err)
+			}
+		}
+		if err := events.Authorize(rv, built.PDU, s.getEvents(txn)); err != nil {
+			return err
+		}
+		nid, err := txn.CreateRoom(&store.RoomRecord{ID: rid.String(), Version: string(rv)})
+		if err != nil {
+			return err
+		}
+		unlock := s.lock(nid)
+		defer unlock()
+		r, err := loadRoom(txn, nid)
+		if err != nil {
+			return err
+		}
+		if _, err := s.store(txn, r, built, SendOpts{}); err != nil {
+			return err
+		}
+		send := func(t events.Template) error {
+			_, err := s.appendEvent(txn, r, t, SendOpts{})
+			return err
+		}
+		state := func(typ, sk string, c any) error {
+			return send(events.Template{Type: typ, StateKey: &sk, Sender: creator, Content: contentOf(c)})
+		}
+		member := map[string]any{"membership": "join"}
+		if displayName != "" {
+			member["displayname"] = displayName
+		}
+		if avatar != "" {
+			member["avatar_url"] = avatar
+		}
+		if err := state("m.room.member", creator.String(), member); err != nil {
+			return err
+		}
+		if err := state("m.room.power_levels", "", powerLevelContent(rv, creator, preset, req)); err != nil {
+			return err
+		}
+		if alias != "" {
+			if err := state("m.room.canonical_alias", "", map[string]any{"alias": alias}); err != nil {
+				return err
+			}
+		}
+		joinRule, guest := "invite", "can_join"
+		if preset == "public_chat" {
+			joinRule, guest = "public", "forbidden"
+		}
+		if err := state("m.room.join_rules", "", map[string]any{"join_rule": joinRule}); err != nil {
+			return err
+		}
+		if err := state("m.room.history_visibility", "", map[string]any{"history_visibility": "shared"}); err != nil {
+			return err
+		}
+		if err := state("m.room.guest_access", "", map[string]any{"guest_access": guest}); err != nil {
+			return err
+		}
+		for _, ev := range req.InitialState {
+			if ev.Type == "m.room.create" || ev.Type == "m.room.member" {
+				return merr.InvalidParam("initial_state may not contain %s", ev.Type)
+			}
+			if err := state(ev.Type, ev.StateKey, ev.Content); err != nil {
+				return err
+			}
+		}
+		if req.Name != nil {
+			if err := state("m.room.name", "", map[string]any{"name": *req.Name}); err != nil {
+				return err
+			}
+		}
+		if req.Topic != nil {
+			if err := state("m.room.topic", "", map[string]any{"topic": *req.Topic}); err != nil {
+				return err
+			}
+		}
+		for _, u := range req.Invite {
+			c := map[string]any{"membership": "invite"}
+			if req.IsDirect {
+				c["is_direct"] = true
+			}
+			if err := state("m.room.member", u.String(), c); err != nil {
+				return err
+			}
+		}
+		if alias != "" {
+			if err := txn.PutAlias(alias, nid, store.AliasRecord{RoomID: rid.String(), Creator: creator.String()}); err != nil {
+				return err
+			}
+		}
+		if req.Visibility == "public" {
+			if err := txn.SetPublished(nid, true); err != nil {
+				return err
+			}
+		}
+		roomID = rid
+		return txn.PutRoom(nid, r.rec)
+	})
+	return roomID, err
+}
+
+func contentOf(c any) jsontext.Value {
+	if raw, ok := c.(jsontext.Value); ok {
+		if len(raw) == 0 {
+			return jsontext.Value("{}")
+		}
+		return raw
+	}
+	return content(c)
+}
+
+func powerLevelContent(rv id.RoomVersion, creator id.UserID, preset string, req CreateRequest) map[string]any {
+	users := map[string]any{}
+	if !rv.PrivilegedRoomCreators() {
+		users[creator.String()] = 100
+	}
+	if preset == "trusted_private_chat" && !rv.PrivilegedRoomCreators() {
+		for _, u := range req.Invite {
+			users[u.String()] = 100
+		}
+	}
+	pl := map[string]any{
+		"users":          users,
+		"users_default":  0,
+		"events_default": 0,
+		"state_default":  50,
+		"ban":            50,
+		"kick":           50,
+		"redact":         50,
+		"invite":         0,
+		"events": map[string]any{
+			"m.room.name":               50,
+			"m.room.power_levels":       100,
+			"m.room.history_visibility": 100,
+			"m.room.canonical_alias":    50,
+			"m.room.avatar":             50,
+			"m.room.tombstone":          100,
+			"m.room.server_acl":         100,
+			"m.room.encryption":         100,
+		},
+		"notifications": map[string]any{"room": 50},
+	}
+	for k, v := range req.PowerLevelOverride {
+		pl[k] = v
+	}
+	return pl
+}
+
+const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand never fails on Linux
+	for i := range b {
+		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
+	}
+	return string(b)
+}

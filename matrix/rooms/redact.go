@@ -1,0 +1,165 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/hearth-home/hearth/matrix/events"
+	"github.com/hearth-home/hearth/matrix/merr"
+	"github.com/hearth-home/hearth/matrix/store"
+)
+
+// Redact sends an m.room.redaction for target after checking that the sender may redact it:
+// its own event, or with at least the room's redact power level.
+func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID, target id.EventID, reason string, o SendOpts) (*Appended, error) {
+	rv, err := s.Version(roomID)
+	if err != nil {
+		return nil, err
+	}
+	var targetSender string
+	var allowed bool
+	err = s.st.View(func(txn *store.Txn) error {
+		pos, err := txn.EventPos(target.String())
+		if errors.Is(err, store.ErrNotFound) {
+			return merr.NotFound("event %s not found", target)
+		}
+		if err != nil {
+			return err
+		}
+		ev, err := loadEvent(txn, pos, roomID.String())
+		if err != nil {
+			return err
+		}
+		if ev.RoomID != roomID.String() {
+			return merr.NotFound("event %s not found in this room", target)
+		}
+		targetSender = ev.Lite.Sender
+		pl, err := s.powerLevels(txn, ev.Rec.Room)
+		if err != nil {
+			return err
+		}
+		allowed = targetSender == sender.String() || pl.GetUserLevel(sender) >= pl.Redact()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !allowed {
+		return nil, merr.Forbidden("you may not redact events sent by others")
+	}
+	c := map[string]any{}
+	if reason != "" {
+		c["reason"] = reason
+	}
+	t := events.Template{Type: "m.room.redaction", Sender: sender}
+	if rv.RedactsInContent() {
+		c["redacts"] = target
+	}
+	// Older room versions carry redacts at the top level; send both where the version allows.
+	t.Redacts = target
+	t.Content = content(c)
+	return s.Send(ctx, roomID, t, o)
+}
+
+// applyRedaction redacts the target of a stored redaction event when it is in the same room.
+func (s *Service) applyRedaction(txn *store.Txn, r *room, b *events.Built) error {
+	target := ""
+	if b.PDU.Redacts != nil {
+		target = b.PDU.Redacts.String()
+	}
+	if target == "" {
+		var c struct {
+			Redacts string `json:"redacts"`
+		}
+		_ = json.Unmarshal(b.PDU.Content, &c)
+		target = c.Redacts
+	}
+	pos, err := txn.EventPos(target)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // redactions of unknown events are kept and applied if the event arrives
+	}
+	if err != nil {
+		return err
+	}
+	rec, err := txn.Event(pos)
+	if err != nil {
+		return err
+	}
+	if rec.Room != r.nid || rec.Flags&store.FlagRedacted != 0 {
+		return nil
+	}
+	red, err := events.Redact(id.RoomVersion(r.rec.Version), rec.PDU)
+	if err != nil {
+		return err
+	}
+	rec.PDU = red
+	rec.Flags |= store.FlagRedacted
+	rec.Redacted = b.ID.String()
+	return txn.ReplaceEvent(pos, rec)
+}
+
+// powerLevels loads the room's current power levels with creators applied (v12).
+func (s *Service) powerLevels(txn *store.Txn, nid uint64) (*event.PowerLevelsEventContent, error) {
+	pl := &event.PowerLevelsEventContent{}
+	rec, err := s.currentStateEvent(txn, nid, "m.room.power_levels", "")
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil {
+		l, err := events.ParseLite(rec.PDU)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(l.Content, pl); err != nil {
+			return nil, merr.Internal("room power levels unreadable")
+		}
+	}
+	create, err := s.currentStateEvent(txn, nid, "m.room.create", "")
+	if err != nil || create == nil {
+		return pl, err
+	}
+	cl, err := events.ParseLite(create.PDU)
+	if err != nil {
+		return nil, err
+	}
+	room, err := txn.Room(nid)
+	if err != nil {
+		return nil, err
+	}
+	rv := id.RoomVersion(room.Version)
+	if rv.PrivilegedRoomCreators() {
+		var cc struct {
+			Additional []id.UserID `json:"additional_creators"`
+		}
+		_ = json.Unmarshal(cl.Content, &cc)
+		pl.CreateEvent = &event.Event{Sender: id.UserID(cl.Sender), Type: event.StateCreate, Content: event.Content{Parsed: &event.CreateEventContent{AdditionalCreators: cc.Additional, RoomVersion: rv}}}
+	} else if rec == nil {
+		// No power levels yet: the creator has 100 (auth rules, "if no power levels event").
+		if pl.Users == nil {
+			pl.Users = map[id.UserID]int{}
+		}
+		pl.Users[id.UserID(cl.Sender)] = 100
+	}
+	return pl, nil
+}
+
+// PowerLevels returns a room's effective power levels.
+func (s *Service) PowerLevels(ctx context.Context, roomID id.RoomID) (*event.PowerLevelsEventContent, error) {
+	var pl *event.PowerLevelsEventContent
+	err := s.st.View(func(txn *store.Txn) error {
+		nid, err := txn.RoomNID(roomID.String())
+		if err != nil {
+			return err
+		}
+		pl, err = s.powerLevels(txn, nid)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, merr.NotFound("room %s is not known here", roomID)
+	}
+	return pl, err
+}
