@@ -45,3 +45,5 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	maunium.net/go/mautrix v0.32.0 // indirect
 )
+
+ignore ./test/jsclient/node_modules

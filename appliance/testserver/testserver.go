@@ -118,8 +118,8 @@ func (s *Server) Register(t testing.TB, localpart string, admin bool) *mautrix.C
 	password := "password-" + localpart
 	body := s.sharedSecretBody(t, localpart, password, admin)
 	var out struct {
-		UserID      id.UserID `json:"user_id"`
-		AccessToken string    `json:"access_token"`
+		UserID      id.UserID   `json:"user_id"`
+		AccessToken string      `json:"access_token"`
 		DeviceID    id.DeviceID `json:"device_id"`
 	}
 	s.doJSON(t, http.MethodPost, "/_synapse/admin/v1/register", body, &out)

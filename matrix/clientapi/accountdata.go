@@ -26,7 +26,9 @@ func (a *API) roomNID(roomID id.RoomID) (uint64, error) {
 	if len(roomID) < 2 || roomID[0] != '!' {
 		return 0, merr.InvalidParam("%q is not a room ID", roomID)
 	}
-	type nider interface{ RoomNID(id.RoomID) (uint64, error) }
+	type nider interface {
+		RoomNID(id.RoomID) (uint64, error)
+	}
 	n, ok := a.eph.(nider)
 	if !ok {
 		return 0, errors.New("clientapi: ephemeral service cannot resolve rooms")

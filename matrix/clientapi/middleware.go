@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,25 @@ func (a *API) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
 			return merr.TooLarge("request body is larger than %d bytes", a.opts.MaxBodyBytes)
 		}
 		r.Body = http.MaxBytesReader(c.Response(), r.Body, a.opts.MaxBodyBytes)
+		return next(c)
+	}
+}
+
+// unescapeParams decodes percent-encoded path parameters: clients encode the sigils and colons
+// of IDs ("%40alice%3Aexample.org"), and echo hands parameters out as they were on the wire.
+func unescapeParams(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		vals := c.ParamValues()
+		for i, v := range vals {
+			if strings.Contains(v, "%") {
+				u, err := url.PathUnescape(v)
+				if err != nil {
+					return merr.InvalidParam("malformed path parameter %q", v)
+				}
+				vals[i] = u
+			}
+		}
+		c.SetParamValues(vals...)
 		return next(c)
 	}
 }

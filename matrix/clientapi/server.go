@@ -67,10 +67,11 @@ func New(opts Options, acc *accounts.Service, rm *rooms.Service, sy Syncer, eph 
 // Register mounts every route on e. Unknown paths and methods answer M_UNRECOGNIZED.
 func (a *API) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = a.errorHandler
-	e.Use(a.recoverer, a.cors, a.bodyLimit)
+	e.Use(a.recoverer, a.cors, a.bodyLimit, unescapeParams)
 
 	c := e.Group("/_matrix/client")
 	a.routesMeta(e, c)
+	a.routesSynapseAdmin(e)
 	a.routesAuth(c)
 	a.routesAccount(c)
 	a.routesDevices(c)
@@ -83,6 +84,7 @@ func (a *API) Register(e *echo.Echo) {
 	a.routesAccountData(c)
 	a.routesEphemeral(c)
 	a.routesPushRules(c)
+	a.routesMisc(c)
 }
 
 // versions lists every path prefix we serve: /r0 for old clients, /v3 and /v1 current.

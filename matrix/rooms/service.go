@@ -260,14 +260,10 @@ func (s *Service) getEvents(txn *store.Txn) func([]id.EventID) ([]*pdu.PDU, erro
 			if err != nil {
 				return nil, err
 			}
+			// A v12 create event carries no room_id; it is never in auth_events there (the
+			// room ID names it), so rule 3.4 never compares it. Leave it as signed: adding
+			// the room ID would change its event ID.
 			p.InternalMeta.Rejected = rec.Flags&store.FlagRejected != 0
-			if p.RoomID == "" && p.Type == "m.room.create" {
-				// v12 create events carry no room_id; auth rule 3.4 compares room IDs.
-				room, err := txn.Room(rec.Room)
-				if err == nil {
-					p.RoomID = id.RoomID(room.ID)
-				}
-			}
 			out = append(out, p)
 		}
 		return out, nil

@@ -8,12 +8,12 @@ import (
 
 // Response is the /sync response body.
 type Response struct {
-	NextBatch   string      `json:"next_batch"`
-	Rooms       Rooms       `json:"rooms"`
-	AccountData EventList   `json:"account_data"`
-	Presence    EventList   `json:"presence"`
-	ToDevice    EventList   `json:"to_device"`
-	DeviceLists DeviceLists `json:"device_lists"`
+	NextBatch   string         `json:"next_batch"`
+	Rooms       Rooms          `json:"rooms"`
+	AccountData EventList      `json:"account_data"`
+	Presence    EventList      `json:"presence"`
+	ToDevice    EventList      `json:"to_device"`
+	DeviceLists DeviceLists    `json:"device_lists"`
 	OTKCount    map[string]int `json:"device_one_time_keys_count"`
 }
 

@@ -38,11 +38,8 @@ func (t *typing) set(room uint64, user string, on bool, until time.Time) bool {
 	} else {
 		delete(r.users, user)
 	}
-	if was == on && on {
-		return false // a refresh of the timeout is not news
-	}
 	if was == on {
-		return false
+		return false // a refreshed timeout, or stopping twice, is not news
 	}
 	t.serial++
 	r.serial = t.serial
