@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -83,10 +84,11 @@ func sendUntilKilled(t *testing.T, srv *hearthProc, token, roomID string, cycle,
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var (
-		mu    sync.Mutex
-		total int
-		full  = make(chan struct{})
-		wg    sync.WaitGroup
+		mu       sync.Mutex
+		total    int
+		full     = make(chan struct{})
+		wg       sync.WaitGroup
+		inFlight atomic.Int64
 	)
 	got := make([][]string, senders)
 	for s := range senders {
@@ -95,7 +97,9 @@ func sendUntilKilled(t *testing.T, srv *hearthProc, token, roomID string, cycle,
 				txn := fmt.Sprintf("crash-c%d-s%d-%d", cycle, s, i)
 				path := "/_matrix/client/v3/rooms/" + url.PathEscape(roomID) + "/send/m.room.message/" + txn
 				body := map[string]any{"msgtype": "m.text", "body": txn}
+				inFlight.Add(1)
 				status, b, err := doJSON(ctx, srv.url, http.MethodPut, path, token, body)
+				inFlight.Add(-1)
 				if err != nil || status != http.StatusOK {
 					// Not acknowledged: expected once the server is dead. Before that, a
 					// refusal is a bug, but the verification below reports what matters.
@@ -130,9 +134,11 @@ func sendUntilKilled(t *testing.T, srv *hearthProc, token, roomID string, cycle,
 	case <-time.After(d):
 	case <-full:
 	}
+	pending := inFlight.Load()
 	srv.kill(t) // senders are mid-request: some sends are in flight
 	cancel()
 	wg.Wait()
+	t.Logf("cycle %d: SIGKILL with %d of %d senders mid-request", cycle, pending, senders)
 	return got
 }
 

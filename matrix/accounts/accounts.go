@@ -407,3 +407,35 @@ func (s *Service) SetAdmin(ctx context.Context, localpart string, admin bool) er
 		return txn.PutUser(u)
 	})
 }
+
+// touchEvery bounds how often a device's last-seen record is rewritten: each rewrite is a
+// durable write, and a busy client makes many requests a second.
+const touchEvery = 5 * time.Minute
+
+// Touch records that a device was used now from ip, at most once per touchEvery.
+func (s *Service) Touch(ctx context.Context, sess *Session, ip string) {
+	key := sess.User.String() + "\x00" + sess.Device
+	now := s.now()
+	s.seenMu.Lock()
+	last, ok := s.seen[key]
+	if ok && now.Sub(last) < touchEvery {
+		s.seenMu.Unlock()
+		return
+	}
+	if len(s.seen) > 100000 { // bound memory; a reset only causes one extra write per device
+		s.seen = map[string]time.Time{}
+	}
+	s.seen[key] = now
+	s.seenMu.Unlock()
+	err := s.st.Update(func(txn *store.Txn) error {
+		d, err := txn.Device(sess.User.String(), sess.Device)
+		if err != nil {
+			return err
+		}
+		d.LastSeenMS, d.LastSeenIP = now.UnixMilli(), ip
+		return txn.PutDevice(sess.User.String(), d)
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("record device last seen", "user", sess.User, "err", err)
+	}
+}

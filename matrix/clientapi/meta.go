@@ -48,6 +48,6 @@ func (a *API) capabilities(c echo.Context) error {
 		"m.set_avatar_url":  map[string]bool{"enabled": true},
 		"m.3pid_changes":    map[string]bool{"enabled": false},
 		"m.get_login_token": map[string]bool{"enabled": false},
-		"m.profile_fields":  map[string]any{"enabled": true},
+		"m.profile_fields":  map[string]any{"enabled": true, "allowed": []string{"displayname", "avatar_url"}},
 	}})
 }

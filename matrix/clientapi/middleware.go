@@ -60,9 +60,14 @@ func (a *API) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // unescapeParams decodes percent-encoded path parameters: clients encode the sigils and colons
-// of IDs ("%40alice%3Aexample.org"), and echo hands parameters out as they were on the wire.
+// of IDs ("%40alice%3Aexample.org"). When the URL has a raw form that differs from its decoded
+// one, echo routes on the raw path and hands parameters out still encoded; otherwise they are
+// already decoded and must not be decoded twice.
 func unescapeParams(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if c.Request().URL.RawPath == "" {
+			return next(c)
+		}
 		vals := c.ParamValues()
 		for i, v := range vals {
 			if strings.Contains(v, "%") {
@@ -98,6 +103,7 @@ func (a *API) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(sessionKey, sess)
+		a.accounts.Touch(c.Request().Context(), sess, c.RealIP())
 		return next(c)
 	}
 }

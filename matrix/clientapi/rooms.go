@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"encoding/json/jsontext"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -37,17 +36,8 @@ func (a *API) routesRooms(g *echo.Group) {
 // pathArg returns a path parameter unescaped. echo routes on the raw path when the request's
 // escaping differs from Go's default (a state key holding %2F, say); its parameters are then
 // still escaped.
-func pathArg(c echo.Context, name string) (string, error) {
-	v := c.Param(name)
-	if c.Request().URL.RawPath == "" {
-		return v, nil
-	}
-	u, err := url.PathUnescape(v)
-	if err != nil {
-		return "", merr.InvalidParam("path parameter %s is not validly escaped", name)
-	}
-	return u, nil
-}
+// pathArg reads a path parameter (already unescaped by the unescapeParams middleware).
+func pathArg(c echo.Context, name string) (string, error) { return c.Param(name), nil }
 
 // roomIDArg reads the roomId path parameter, which must be a room ID.
 func roomIDArg(c echo.Context) (id.RoomID, error) {
@@ -150,13 +140,7 @@ func (a *API) createRoom(c echo.Context) error {
 		}
 		req.InitialState = append(req.InitialState, rooms.StateEvent{Type: *st.Type, StateKey: deref(st.StateKey), Content: jsontext.Value(st.Content)})
 	}
-	if body.Topic != nil {
-		// The topic event carries the m.topic block with a text/plain representation (spec
-		// v1.15). Sent as the last initial_state entry, it still overrides any topic there.
-		c := map[string]any{"topic": *body.Topic, "m.topic": map[string]any{"m.text": []map[string]string{{"body": *body.Topic, "mimetype": "text/plain"}}}}
-		b, _ := json.Marshal(c)
-		req.InitialState = append(req.InitialState, rooms.StateEvent{Type: "m.room.topic", Content: b})
-	}
+	req.Topic = body.Topic
 	roomID, err := a.rooms.CreateRoom(c.Request().Context(), req)
 	if err != nil {
 		// The only refusal CreateRoom can meet is the auth rules rejecting one of the initial

@@ -34,15 +34,11 @@ type roomsEnv struct {
 
 func startRoomsServer(t *testing.T) *roomsEnv {
 	t.Helper()
-	if true { // TEMP-LOCAL
-		l := startLocal(t)
-		return &roomsEnv{roomsServer: l, URL: l.URL, ServerName: l.ServerName}
-	}
 	s := testserver.Start(t)
 	return &roomsEnv{roomsServer: s, URL: s.URL, ServerName: s.ServerName}
 }
 
-var bg = context.Background()
+var rmCtx = context.Background()
 
 // rawBytes is Raw for answers that are not objects (GET /state is an array).
 func (e *roomsEnv) rawBytes(t *testing.T, method, path, token, body string) (int, []byte) {
@@ -64,7 +60,7 @@ func (e *roomsEnv) rawBytes(t *testing.T, method, path, token, body string) (int
 	return resp.StatusCode, b
 }
 
-func wantErr(t *testing.T, err error, status int, code string) {
+func rmWantErr(t *testing.T, err error, status int, code string) {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("want %d %s, got success", status, code)
@@ -82,14 +78,14 @@ func wantErr(t *testing.T, err error, status int, code string) {
 	}
 }
 
-func wantRaw(t *testing.T, status int, body map[string]any, wantStatus int, code string) {
+func rmWantRaw(t *testing.T, status int, body map[string]any, wantStatus int, code string) {
 	t.Helper()
 	if status != wantStatus || body["errcode"] != code {
 		t.Fatalf("want %d %s, got %d %v", wantStatus, code, status, body)
 	}
 }
 
-func must[T any](t *testing.T) func(T, error) T {
+func rmMust[T any](t *testing.T) func(T, error) T {
 	return func(v T, err error) T {
 		t.Helper()
 		if err != nil {
@@ -99,20 +95,20 @@ func must[T any](t *testing.T) func(T, error) T {
 	}
 }
 
-func pathEsc(s string) string { return url.PathEscape(s) }
+func rmEsc(s string) string { return url.PathEscape(s) }
 
-func stateContent(t *testing.T, cli *mautrix.Client, roomID id.RoomID, typ, sk string) map[string]any {
+func rmState(t *testing.T, cli *mautrix.Client, roomID id.RoomID, typ, sk string) map[string]any {
 	t.Helper()
 	var out map[string]any
-	if err := cli.StateEvent(bg, roomID, event.Type{Type: typ, Class: event.StateEventType}, sk, &out); err != nil {
+	if err := cli.StateEvent(rmCtx, roomID, event.Type{Type: typ, Class: event.StateEventType}, sk, &out); err != nil {
 		t.Fatalf("state %s/%s: %v", typ, sk, err)
 	}
 	return out
 }
 
-func membershipOf(t *testing.T, cli *mautrix.Client, roomID id.RoomID, user id.UserID) string {
+func rmMembership(t *testing.T, cli *mautrix.Client, roomID id.RoomID, user id.UserID) string {
 	t.Helper()
-	c := stateContent(t, cli, roomID, "m.room.member", user.String())
+	c := rmState(t, cli, roomID, "m.room.member", user.String())
 	s, _ := c["membership"].(string)
 	return s
 }
@@ -149,14 +145,14 @@ func TestCreateRoomFields(t *testing.T) {
 		t.Fatalf("room_id %q", roomID)
 	}
 
-	create := stateContent(t, alice, roomID, "m.room.create", "")
+	create := rmState(t, alice, roomID, "m.room.create", "")
 	if create["room_version"] != "11" || create["m.federate"] != false {
 		t.Fatalf("create content %v", create)
 	}
-	if n := stateContent(t, alice, roomID, "m.room.name", "")["name"]; n != "The Hall" {
+	if n := rmState(t, alice, roomID, "m.room.name", "")["name"]; n != "The Hall" {
 		t.Fatalf("name %v", n)
 	}
-	topic := stateContent(t, alice, roomID, "m.room.topic", "")
+	topic := rmState(t, alice, roomID, "m.room.topic", "")
 	if topic["topic"] != "All about halls" {
 		t.Fatalf("topic %v", topic)
 	}
@@ -166,56 +162,56 @@ func TestCreateRoomFields(t *testing.T) {
 		t.Fatalf("m.topic %v", topic)
 	}
 	alias := "#hall:" + e.ServerName
-	if a := stateContent(t, alice, roomID, "m.room.canonical_alias", "")["alias"]; a != alias {
+	if a := rmState(t, alice, roomID, "m.room.canonical_alias", "")["alias"]; a != alias {
 		t.Fatalf("canonical alias %v", a)
 	}
-	if jr := stateContent(t, alice, roomID, "m.room.join_rules", "")["join_rule"]; jr != "public" {
+	if jr := rmState(t, alice, roomID, "m.room.join_rules", "")["join_rule"]; jr != "public" {
 		t.Fatalf("join rule %v", jr)
 	}
-	if hv := stateContent(t, alice, roomID, "m.room.history_visibility", "")["history_visibility"]; hv != "world_readable" {
+	if hv := rmState(t, alice, roomID, "m.room.history_visibility", "")["history_visibility"]; hv != "world_readable" {
 		t.Fatalf("initial_state should override the preset: %v", hv)
 	}
-	if ga := stateContent(t, alice, roomID, "m.room.guest_access", "")["guest_access"]; ga != "forbidden" {
+	if ga := rmState(t, alice, roomID, "m.room.guest_access", "")["guest_access"]; ga != "forbidden" {
 		t.Fatalf("guest access %v", ga)
 	}
-	if n := stateContent(t, alice, roomID, "org.example.thing", "k")["n"]; n != float64(1) {
+	if n := rmState(t, alice, roomID, "org.example.thing", "k")["n"]; n != float64(1) {
 		t.Fatalf("custom state %v", n)
 	}
-	pl := stateContent(t, alice, roomID, "m.room.power_levels", "")
+	pl := rmState(t, alice, roomID, "m.room.power_levels", "")
 	if pl["events_default"] != float64(10) || pl["invite"] != float64(50) {
 		t.Fatalf("power level override not applied: %v", pl)
 	}
 	if users, _ := pl["users"].(map[string]any); users[alice.UserID.String()] != float64(100) {
 		t.Fatalf("creator power in v11: %v", pl["users"])
 	}
-	inv := stateContent(t, alice, roomID, "m.room.member", bob.UserID.String())
+	inv := rmState(t, alice, roomID, "m.room.member", bob.UserID.String())
 	if inv["membership"] != "invite" || inv["is_direct"] != true {
 		t.Fatalf("invite %v", inv)
 	}
-	res := must[*mautrix.RespAliasResolve](t)(alice.ResolveAlias(bg, id.RoomAlias(alias)))
+	res := rmMust[*mautrix.RespAliasResolve](t)(alice.ResolveAlias(rmCtx, id.RoomAlias(alias)))
 	if res.RoomID != roomID {
 		t.Fatalf("alias resolves to %s", res.RoomID)
 	}
-	if vis := must[map[string]any](t)(getVisibility(e, t, roomID)); vis["visibility"] != "public" {
+	if vis := rmMust[map[string]any](t)(rmVisibility(e, t, roomID)); vis["visibility"] != "public" {
 		t.Fatalf("visibility %v", vis)
 	}
 
 	// The alias is taken now.
-	_, err := alice.CreateRoom(bg, &mautrix.ReqCreateRoom{RoomAliasName: "hall"})
-	wantErr(t, err, 400, "M_ROOM_IN_USE")
+	_, err := alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{RoomAliasName: "hall"})
+	rmWantErr(t, err, 400, "M_ROOM_IN_USE")
 
 	// Defaults: private preset, invite-only.
-	r2 := must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{}))
-	if jr := stateContent(t, alice, r2.RoomID, "m.room.join_rules", "")["join_rule"]; jr != "invite" {
+	r2 := rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{}))
+	if jr := rmState(t, alice, r2.RoomID, "m.room.join_rules", "")["join_rule"]; jr != "invite" {
 		t.Fatalf("default join rule %v", jr)
 	}
-	if vis := must[map[string]any](t)(getVisibility(e, t, r2.RoomID)); vis["visibility"] != "private" {
+	if vis := rmMust[map[string]any](t)(rmVisibility(e, t, r2.RoomID)); vis["visibility"] != "private" {
 		t.Fatalf("default visibility %v", vis)
 	}
 }
 
-func getVisibility(e *roomsEnv, t *testing.T, roomID id.RoomID) (map[string]any, error) {
-	st, body := e.Raw(t, http.MethodGet, "/_matrix/client/v3/directory/list/room/"+pathEsc(roomID.String()), "", "")
+func rmVisibility(e *roomsEnv, t *testing.T, roomID id.RoomID) (map[string]any, error) {
+	st, body := e.Raw(t, http.MethodGet, "/_matrix/client/v3/directory/list/room/"+rmEsc(roomID.String()), "", "")
 	if st != 200 {
 		return nil, errors.New("visibility: " + http.StatusText(st))
 	}
@@ -228,11 +224,11 @@ func TestCreateRoomVersionsAndErrors(t *testing.T) {
 	bob := e.Register(t, "bob", false)
 
 	for _, v := range []id.RoomVersion{"10", "11", "12"} {
-		r, err := alice.CreateRoom(bg, &mautrix.ReqCreateRoom{RoomVersion: v, Name: "v" + string(v)})
+		r, err := alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{RoomVersion: v, Name: "v" + string(v)})
 		if err != nil {
 			t.Fatalf("version %s: %v", v, err)
 		}
-		create := stateContent(t, alice, r.RoomID, "m.room.create", "")
+		create := rmState(t, alice, r.RoomID, "m.room.create", "")
 		if create["room_version"] != string(v) {
 			t.Fatalf("version %s: create %v", v, create)
 		}
@@ -240,22 +236,22 @@ func TestCreateRoomVersionsAndErrors(t *testing.T) {
 		if hasCreator != (v == "10") {
 			t.Fatalf("version %s: creator field present=%v", v, hasCreator)
 		}
-		pl := stateContent(t, alice, r.RoomID, "m.room.power_levels", "")
+		pl := rmState(t, alice, r.RoomID, "m.room.power_levels", "")
 		_, listed := pl["users"].(map[string]any)[alice.UserID.String()]
 		if listed != (v != "12") {
 			t.Fatalf("version %s: creator listed in power levels=%v", v, listed)
 		}
 	}
-	_, err := alice.CreateRoom(bg, &mautrix.ReqCreateRoom{RoomVersion: "9999"})
-	wantErr(t, err, 400, "M_UNSUPPORTED_ROOM_VERSION")
+	_, err := alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{RoomVersion: "9999"})
+	rmWantErr(t, err, 400, "M_UNSUPPORTED_ROOM_VERSION")
 
 	// trusted_private_chat: invitees get the creator's power (v11) or become creators (v12).
-	r := must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", RoomVersion: "11", Invite: []id.UserID{bob.UserID}}))
-	if lvl := stateContent(t, alice, r.RoomID, "m.room.power_levels", "")["users"].(map[string]any)[bob.UserID.String()]; lvl != float64(100) {
+	r := rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", RoomVersion: "11", Invite: []id.UserID{bob.UserID}}))
+	if lvl := rmState(t, alice, r.RoomID, "m.room.power_levels", "")["users"].(map[string]any)[bob.UserID.String()]; lvl != float64(100) {
 		t.Fatalf("trusted_private_chat invitee level %v", lvl)
 	}
-	r = must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", RoomVersion: "12", Invite: []id.UserID{bob.UserID}}))
-	if ac, _ := stateContent(t, alice, r.RoomID, "m.room.create", "")["additional_creators"].([]any); len(ac) != 1 || ac[0] != bob.UserID.String() {
+	r = rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{Preset: "trusted_private_chat", RoomVersion: "12", Invite: []id.UserID{bob.UserID}}))
+	if ac, _ := rmState(t, alice, r.RoomID, "m.room.create", "")["additional_creators"].([]any); len(ac) != 1 || ac[0] != bob.UserID.String() {
 		t.Fatalf("trusted_private_chat v12 additional_creators %v", ac)
 	}
 
@@ -292,7 +288,7 @@ func TestCreateRoomVersionsAndErrors(t *testing.T) {
 		}
 	}
 	st, body := e.Raw(t, http.MethodPost, path, "", `{}`)
-	wantRaw(t, st, body, 401, "M_MISSING_TOKEN")
+	rmWantRaw(t, st, body, 401, "M_MISSING_TOKEN")
 }
 
 func TestMembershipFlow(t *testing.T) {
@@ -301,110 +297,110 @@ func TestMembershipFlow(t *testing.T) {
 	bob := e.Register(t, "bob", false)
 	carol := e.Register(t, "carol", false)
 
-	priv := must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{Name: "private"})).RoomID
-	_, err := bob.JoinRoomByID(bg, priv)
-	wantErr(t, err, 403, "M_FORBIDDEN")
+	priv := rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{Name: "private"})).RoomID
+	_, err := bob.JoinRoomByID(rmCtx, priv)
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
 
-	must[*mautrix.RespInviteUser](t)(alice.InviteUser(bg, priv, &mautrix.ReqInviteUser{UserID: bob.UserID, Reason: "welcome"}))
-	if m := membershipOf(t, alice, priv, bob.UserID); m != "invite" {
+	rmMust[*mautrix.RespInviteUser](t)(alice.InviteUser(rmCtx, priv, &mautrix.ReqInviteUser{UserID: bob.UserID, Reason: "welcome"}))
+	if m := rmMembership(t, alice, priv, bob.UserID); m != "invite" {
 		t.Fatalf("bob is %q", m)
 	}
 	// Inviting again answers 200 ("or was already invited").
-	must[*mautrix.RespInviteUser](t)(alice.InviteUser(bg, priv, &mautrix.ReqInviteUser{UserID: bob.UserID}))
-	j := must[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(bg, priv))
+	rmMust[*mautrix.RespInviteUser](t)(alice.InviteUser(rmCtx, priv, &mautrix.ReqInviteUser{UserID: bob.UserID}))
+	j := rmMust[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(rmCtx, priv))
 	if j.RoomID != priv {
 		t.Fatalf("join answered %s", j.RoomID)
 	}
-	jr := must[*mautrix.RespJoinedRooms](t)(bob.JoinedRooms(bg))
+	jr := rmMust[*mautrix.RespJoinedRooms](t)(bob.JoinedRooms(rmCtx))
 	if len(jr.JoinedRooms) != 1 || jr.JoinedRooms[0] != priv {
 		t.Fatalf("joined_rooms %v", jr.JoinedRooms)
 	}
 	// Inviting a member is refused by the auth rules.
-	_, err = alice.InviteUser(bg, priv, &mautrix.ReqInviteUser{UserID: bob.UserID})
-	wantErr(t, err, 403, "M_FORBIDDEN")
+	_, err = alice.InviteUser(rmCtx, priv, &mautrix.ReqInviteUser{UserID: bob.UserID})
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
 
 	// Invite body errors.
-	base := "/_matrix/client/v3/rooms/" + pathEsc(priv.String())
+	base := "/_matrix/client/v3/rooms/" + rmEsc(priv.String())
 	st, body := e.Raw(t, http.MethodPost, base+"/invite", alice.AccessToken, `{}`)
-	wantRaw(t, st, body, 400, "M_BAD_JSON")
+	rmWantRaw(t, st, body, 400, "M_BAD_JSON")
 	st, body = e.Raw(t, http.MethodPost, base+"/invite", alice.AccessToken, `{"user_id": 7}`)
-	wantRaw(t, st, body, 400, "M_BAD_JSON")
+	rmWantRaw(t, st, body, 400, "M_BAD_JSON")
 	st, body = e.Raw(t, http.MethodPost, base+"/invite", alice.AccessToken, `{"user_id": "nobody"}`)
-	wantRaw(t, st, body, 400, "M_INVALID_PARAM")
+	rmWantRaw(t, st, body, 400, "M_INVALID_PARAM")
 	st, body = e.Raw(t, http.MethodPost, base+"/invite", alice.AccessToken, `{"id_server": "is.example", "id_access_token": "x", "medium": "email", "address": "c@example.org"}`)
-	wantRaw(t, st, body, 403, "M_FORBIDDEN")
+	rmWantRaw(t, st, body, 403, "M_FORBIDDEN")
 
 	// Public room joined through its alias; unknown aliases are 404.
-	pub := must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomAliasName: "lobby"})).RoomID
-	j = must[*mautrix.RespJoinRoom](t)(carol.JoinRoom(bg, "#lobby:"+e.ServerName, nil))
+	pub := rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{Preset: "public_chat", RoomAliasName: "lobby"})).RoomID
+	j = rmMust[*mautrix.RespJoinRoom](t)(carol.JoinRoom(rmCtx, "#lobby:"+e.ServerName, nil))
 	if j.RoomID != pub {
 		t.Fatalf("join by alias answered %s", j.RoomID)
 	}
-	_, err = carol.JoinRoom(bg, "#nowhere:"+e.ServerName, nil)
-	wantErr(t, err, 404, "M_NOT_FOUND")
-	j = must[*mautrix.RespJoinRoom](t)(bob.JoinRoom(bg, pub.String(), &mautrix.ReqJoinRoom{Reason: "hi", Via: []string{e.ServerName}}))
+	_, err = carol.JoinRoom(rmCtx, "#nowhere:"+e.ServerName, nil)
+	rmWantErr(t, err, 404, "M_NOT_FOUND")
+	j = rmMust[*mautrix.RespJoinRoom](t)(bob.JoinRoom(rmCtx, pub.String(), &mautrix.ReqJoinRoom{Reason: "hi", Via: []string{e.ServerName}}))
 	if j.RoomID != pub {
 		t.Fatalf("join by id answered %s", j.RoomID)
 	}
-	if c := stateContent(t, bob, pub, "m.room.member", bob.UserID.String()); c["reason"] != "hi" {
+	if c := rmState(t, bob, pub, "m.room.member", bob.UserID.String()); c["reason"] != "hi" {
 		t.Fatalf("join reason %v", c)
 	}
 	st, body = e.Raw(t, http.MethodPost, "/_matrix/client/v3/join/lobby", carol.AccessToken, `{}`)
-	wantRaw(t, st, body, 400, "M_INVALID_PARAM")
+	rmWantRaw(t, st, body, 400, "M_INVALID_PARAM")
 
 	// Kick: needs power, and a target in the room.
-	_, err = carol.KickUser(bg, pub, &mautrix.ReqKickUser{UserID: bob.UserID})
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	must[*mautrix.RespKickUser](t)(alice.KickUser(bg, pub, &mautrix.ReqKickUser{UserID: bob.UserID, Reason: "enough"}))
-	kicked := stateContent(t, alice, pub, "m.room.member", bob.UserID.String())
+	_, err = carol.KickUser(rmCtx, pub, &mautrix.ReqKickUser{UserID: bob.UserID})
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	rmMust[*mautrix.RespKickUser](t)(alice.KickUser(rmCtx, pub, &mautrix.ReqKickUser{UserID: bob.UserID, Reason: "enough"}))
+	kicked := rmState(t, alice, pub, "m.room.member", bob.UserID.String())
 	if kicked["membership"] != "leave" || kicked["reason"] != "enough" {
 		t.Fatalf("after kick %v", kicked)
 	}
-	_, err = alice.KickUser(bg, pub, &mautrix.ReqKickUser{UserID: bob.UserID})
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	_, err = bob.SendText(bg, pub, "am I here?")
-	wantErr(t, err, 403, "M_FORBIDDEN")
+	_, err = alice.KickUser(rmCtx, pub, &mautrix.ReqKickUser{UserID: bob.UserID})
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	_, err = bob.SendText(rmCtx, pub, "am I here?")
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
 
 	// Ban and unban.
-	_, err = carol.BanUser(bg, pub, &mautrix.ReqBanUser{UserID: bob.UserID})
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	must[*mautrix.RespBanUser](t)(alice.BanUser(bg, pub, &mautrix.ReqBanUser{UserID: bob.UserID, Reason: "spam"}))
-	if m := membershipOf(t, alice, pub, bob.UserID); m != "ban" {
+	_, err = carol.BanUser(rmCtx, pub, &mautrix.ReqBanUser{UserID: bob.UserID})
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	rmMust[*mautrix.RespBanUser](t)(alice.BanUser(rmCtx, pub, &mautrix.ReqBanUser{UserID: bob.UserID, Reason: "spam"}))
+	if m := rmMembership(t, alice, pub, bob.UserID); m != "ban" {
 		t.Fatalf("bob is %q after ban", m)
 	}
-	_, err = bob.JoinRoomByID(bg, pub)
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	_, err = alice.UnbanUser(bg, pub, &mautrix.ReqUnbanUser{UserID: carol.UserID})
-	wantErr(t, err, 403, "M_BAD_STATE")
-	_, err = carol.UnbanUser(bg, pub, &mautrix.ReqUnbanUser{UserID: bob.UserID})
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	must[*mautrix.RespUnbanUser](t)(alice.UnbanUser(bg, pub, &mautrix.ReqUnbanUser{UserID: bob.UserID}))
-	if m := membershipOf(t, alice, pub, bob.UserID); m != "leave" {
+	_, err = bob.JoinRoomByID(rmCtx, pub)
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	_, err = alice.UnbanUser(rmCtx, pub, &mautrix.ReqUnbanUser{UserID: carol.UserID})
+	rmWantErr(t, err, 403, "M_BAD_STATE")
+	_, err = carol.UnbanUser(rmCtx, pub, &mautrix.ReqUnbanUser{UserID: bob.UserID})
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	rmMust[*mautrix.RespUnbanUser](t)(alice.UnbanUser(rmCtx, pub, &mautrix.ReqUnbanUser{UserID: bob.UserID}))
+	if m := rmMembership(t, alice, pub, bob.UserID); m != "leave" {
 		t.Fatalf("bob is %q after unban", m)
 	}
-	must[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(bg, pub))
-	st, body = e.Raw(t, http.MethodPost, "/_matrix/client/v3/rooms/"+pathEsc(pub.String())+"/ban", alice.AccessToken, `{"reason": "x"}`)
-	wantRaw(t, st, body, 400, "M_BAD_JSON")
+	rmMust[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(rmCtx, pub))
+	st, body = e.Raw(t, http.MethodPost, "/_matrix/client/v3/rooms/"+rmEsc(pub.String())+"/ban", alice.AccessToken, `{"reason": "x"}`)
+	rmWantRaw(t, st, body, 400, "M_BAD_JSON")
 
 	// Leave, then forget; forgetting while joined is refused.
-	_, err = carol.ForgetRoom(bg, pub)
-	wantErr(t, err, 400, "M_UNKNOWN")
-	must[*mautrix.RespLeaveRoom](t)(carol.LeaveRoom(bg, pub, &mautrix.ReqLeave{Reason: "bye"}))
-	if c := stateContent(t, alice, pub, "m.room.member", carol.UserID.String()); c["membership"] != "leave" || c["reason"] != "bye" {
+	_, err = carol.ForgetRoom(rmCtx, pub)
+	rmWantErr(t, err, 400, "M_UNKNOWN")
+	rmMust[*mautrix.RespLeaveRoom](t)(carol.LeaveRoom(rmCtx, pub, &mautrix.ReqLeave{Reason: "bye"}))
+	if c := rmState(t, alice, pub, "m.room.member", carol.UserID.String()); c["membership"] != "leave" || c["reason"] != "bye" {
 		t.Fatalf("after leave %v", c)
 	}
-	must[*mautrix.RespLeaveRoom](t)(carol.LeaveRoom(bg, pub)) // leaving twice is fine
-	must[*mautrix.RespForgetRoom](t)(carol.ForgetRoom(bg, pub))
-	_, err = carol.SendText(bg, pub, "hello?")
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	jr = must[*mautrix.RespJoinedRooms](t)(carol.JoinedRooms(bg))
+	rmMust[*mautrix.RespLeaveRoom](t)(carol.LeaveRoom(rmCtx, pub)) // leaving twice is fine
+	rmMust[*mautrix.RespForgetRoom](t)(carol.ForgetRoom(rmCtx, pub))
+	_, err = carol.SendText(rmCtx, pub, "hello?")
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	jr = rmMust[*mautrix.RespJoinedRooms](t)(carol.JoinedRooms(rmCtx))
 	if len(jr.JoinedRooms) != 0 {
 		t.Fatalf("carol still in %v", jr.JoinedRooms)
 	}
 
 	// Unknown rooms.
-	_, err = bob.JoinRoomByID(bg, "!nope:"+id.RoomID(e.ServerName))
-	wantErr(t, err, 404, "M_NOT_FOUND")
+	_, err = bob.JoinRoomByID(rmCtx, "!nope:"+id.RoomID(e.ServerName))
+	rmWantErr(t, err, 404, "M_NOT_FOUND")
 }
 
 func TestStateEndpoints(t *testing.T) {
@@ -412,11 +408,11 @@ func TestStateEndpoints(t *testing.T) {
 	alice := e.Register(t, "alice", false)
 	bob := e.Register(t, "bob", false)
 	carol := e.Register(t, "carol", false)
-	roomID := must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "state"})).RoomID
-	base := "/_matrix/client/v3/rooms/" + pathEsc(roomID.String())
+	roomID := rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{Preset: "public_chat", Name: "state"})).RoomID
+	base := "/_matrix/client/v3/rooms/" + rmEsc(roomID.String())
 
 	// PUT with a state key, with the empty key in both spellings, and with an escaped slash.
-	r := must[*mautrix.RespSendEvent](t)(alice.SendStateEvent(bg, roomID, event.Type{Type: "org.example.widget", Class: event.StateEventType}, "w1", map[string]any{"colour": "red"}))
+	r := rmMust[*mautrix.RespSendEvent](t)(alice.SendStateEvent(rmCtx, roomID, event.Type{Type: "org.example.widget", Class: event.StateEventType}, "w1", map[string]any{"colour": "red"}))
 	if !strings.HasPrefix(r.EventID.String(), "$") {
 		t.Fatalf("event_id %q", r.EventID)
 	}
@@ -440,25 +436,25 @@ func TestStateEndpoints(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("PUT escaped state key: %d", st)
 	}
-	if c := stateContent(t, alice, roomID, "org.example.path", "a/b"); c["slash"] != true {
+	if c := rmState(t, alice, roomID, "org.example.path", "a/b"); c["slash"] != true {
 		t.Fatalf("escaped state key %v", c)
 	}
 
 	// GET content and the whole event.
-	if c := stateContent(t, alice, roomID, "org.example.widget", "w1"); c["colour"] != "red" {
+	if c := rmState(t, alice, roomID, "org.example.widget", "w1"); c["colour"] != "red" {
 		t.Fatalf("content %v", c)
 	}
-	full := must[*event.Event](t)(alice.FullStateEvent(bg, roomID, event.Type{Type: "org.example.widget", Class: event.StateEventType}, "w1"))
+	full := rmMust[*event.Event](t)(alice.FullStateEvent(rmCtx, roomID, event.Type{Type: "org.example.widget", Class: event.StateEventType}, "w1"))
 	if full.ID != r.EventID || full.Sender != alice.UserID || full.StateKey == nil || *full.StateKey != "w1" || full.RoomID != roomID {
 		t.Fatalf("format=event %+v", full)
 	}
 	st, body = e.Raw(t, http.MethodGet, base+"/state/org.example.widget/w1?format=html", alice.AccessToken, "")
-	wantRaw(t, st, body, 400, "M_INVALID_PARAM")
+	rmWantRaw(t, st, body, 400, "M_INVALID_PARAM")
 	st, body = e.Raw(t, http.MethodGet, base+"/state/org.example.widget/w2", alice.AccessToken, "")
-	wantRaw(t, st, body, 404, "M_NOT_FOUND")
+	rmWantRaw(t, st, body, 404, "M_NOT_FOUND")
 
 	// Replacing state shows the old content in unsigned.prev_content.
-	r2 := must[*mautrix.RespSendEvent](t)(alice.SendStateEvent(bg, roomID, event.Type{Type: "org.example.widget", Class: event.StateEventType}, "w1", map[string]any{"colour": "blue"}))
+	r2 := rmMust[*mautrix.RespSendEvent](t)(alice.SendStateEvent(rmCtx, roomID, event.Type{Type: "org.example.widget", Class: event.StateEventType}, "w1", map[string]any{"colour": "blue"}))
 	st, raw := e.rawBytes(t, http.MethodGet, base+"/state/org.example.widget/w1?format=event", alice.AccessToken, "")
 	var ev struct {
 		EventID  string `json:"event_id"`
@@ -472,63 +468,63 @@ func TestStateEndpoints(t *testing.T) {
 		t.Fatalf("replaced state: %d %s", st, raw)
 	}
 
-	// Bodies must be objects; non-members may not write or read.
+	// Bodies rmMust be objects; non-members may not write or read.
 	for _, b := range []string{`[]`, `"x"`, `3`} {
 		st, body = e.Raw(t, http.MethodPut, base+"/state/org.example.widget/w1", alice.AccessToken, b)
-		wantRaw(t, st, body, 400, "M_BAD_JSON")
+		rmWantRaw(t, st, body, 400, "M_BAD_JSON")
 	}
 	st, body = e.Raw(t, http.MethodPut, base+"/state/org.example.widget/w1", alice.AccessToken, `{bad`)
-	wantRaw(t, st, body, 400, "M_NOT_JSON")
-	_, err := bob.SendStateEvent(bg, roomID, event.Type{Type: "org.example.widget", Class: event.StateEventType}, "w1", map[string]any{})
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	err = bob.StateEvent(bg, roomID, event.StateRoomName, "", &map[string]any{})
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	_, err = bob.State(bg, roomID)
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	_, err = bob.Members(bg, roomID)
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	_, err = bob.JoinedMembers(bg, roomID)
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	_, err = bob.State(bg, "!unknown:"+id.RoomID(e.ServerName))
-	wantErr(t, err, 403, "M_FORBIDDEN")
+	rmWantRaw(t, st, body, 400, "M_NOT_JSON")
+	_, err := bob.SendStateEvent(rmCtx, roomID, event.Type{Type: "org.example.widget", Class: event.StateEventType}, "w1", map[string]any{})
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	err = bob.StateEvent(rmCtx, roomID, event.StateRoomName, "", &map[string]any{})
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	_, err = bob.State(rmCtx, roomID)
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	_, err = bob.Members(rmCtx, roomID)
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	_, err = bob.JoinedMembers(rmCtx, roomID)
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	_, err = bob.State(rmCtx, "!unknown:"+id.RoomID(e.ServerName))
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
 
 	// A joined member who is not allowed to send the state event meets the auth rules.
-	must[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(bg, roomID))
-	_, err = bob.SendStateEvent(bg, roomID, event.StateRoomName, "", map[string]any{"name": "mine"})
-	wantErr(t, err, 403, "M_FORBIDDEN")
+	rmMust[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(rmCtx, roomID))
+	_, err = bob.SendStateEvent(rmCtx, roomID, event.StateRoomName, "", map[string]any{"name": "mine"})
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
 
 	// Canonical alias checks.
 	st, body = e.Raw(t, http.MethodPut, base+"/state/m.room.canonical_alias", alice.AccessToken, `{"alias": "not-an-alias"}`)
-	wantRaw(t, st, body, 400, "M_INVALID_PARAM")
+	rmWantRaw(t, st, body, 400, "M_INVALID_PARAM")
 	st, body = e.Raw(t, http.MethodPut, base+"/state/m.room.canonical_alias", alice.AccessToken, `{"alias": "#nothere:`+e.ServerName+`"}`)
-	wantRaw(t, st, body, 400, "M_BAD_ALIAS")
-	must[*mautrix.RespAliasCreate](t)(alice.CreateAlias(bg, id.RoomAlias("#state:"+e.ServerName), roomID))
+	rmWantRaw(t, st, body, 400, "M_BAD_ALIAS")
+	rmMust[*mautrix.RespAliasCreate](t)(alice.CreateAlias(rmCtx, id.RoomAlias("#state:"+e.ServerName), roomID))
 	st, body = e.Raw(t, http.MethodPut, base+"/state/m.room.canonical_alias", alice.AccessToken, `{"alias": "#state:`+e.ServerName+`"}`)
 	if st != 200 {
 		t.Fatalf("canonical alias: %d %v", st, body)
 	}
 
 	// Whole state, members and joined members.
-	state := must[mautrix.RoomStateMap](t)(bob.State(bg, roomID))
+	state := rmMust[mautrix.RoomStateMap](t)(bob.State(rmCtx, roomID))
 	if state[event.StateCreate][""] == nil || state[event.StateMember][alice.UserID.String()] == nil {
 		t.Fatalf("state misses create or alice's member event: %v", state)
 	}
-	must[*mautrix.RespInviteUser](t)(alice.InviteUser(bg, roomID, &mautrix.ReqInviteUser{UserID: carol.UserID}))
-	members := must[*mautrix.RespMembers](t)(bob.Members(bg, roomID))
+	rmMust[*mautrix.RespInviteUser](t)(alice.InviteUser(rmCtx, roomID, &mautrix.ReqInviteUser{UserID: carol.UserID}))
+	members := rmMust[*mautrix.RespMembers](t)(bob.Members(rmCtx, roomID))
 	if len(members.Chunk) != 3 {
 		t.Fatalf("members: %d", len(members.Chunk))
 	}
-	members = must[*mautrix.RespMembers](t)(bob.Members(bg, roomID, mautrix.ReqMembers{Membership: event.MembershipInvite}))
+	members = rmMust[*mautrix.RespMembers](t)(bob.Members(rmCtx, roomID, mautrix.ReqMembers{Membership: event.MembershipInvite}))
 	if len(members.Chunk) != 1 || *members.Chunk[0].StateKey != carol.UserID.String() {
 		t.Fatalf("invited members: %v", members.Chunk)
 	}
-	members = must[*mautrix.RespMembers](t)(bob.Members(bg, roomID, mautrix.ReqMembers{NotMembership: event.MembershipJoin}))
+	members = rmMust[*mautrix.RespMembers](t)(bob.Members(rmCtx, roomID, mautrix.ReqMembers{NotMembership: event.MembershipJoin}))
 	if len(members.Chunk) != 1 {
 		t.Fatalf("not_membership=join: %d", len(members.Chunk))
 	}
 	st, body = e.Raw(t, http.MethodGet, base+"/members?membership=joined", bob.AccessToken, "")
-	wantRaw(t, st, body, 400, "M_INVALID_PARAM")
-	jm := must[*mautrix.RespJoinedMembers](t)(bob.JoinedMembers(bg, roomID))
+	rmWantRaw(t, st, body, 400, "M_INVALID_PARAM")
+	jm := rmMust[*mautrix.RespJoinedMembers](t)(bob.JoinedMembers(rmCtx, roomID))
 	if len(jm.Joined) != 2 {
 		t.Fatalf("joined_members %v", jm.Joined)
 	}
@@ -537,19 +533,19 @@ func TestStateEndpoints(t *testing.T) {
 	}
 
 	// After bob leaves he sees the members and state as they were when he left.
-	must[*mautrix.RespLeaveRoom](t)(bob.LeaveRoom(bg, roomID))
-	must[*mautrix.RespJoinRoom](t)(carol.JoinRoomByID(bg, roomID))
-	must[*mautrix.RespSendEvent](t)(alice.SendStateEvent(bg, roomID, event.StateTopic, "", map[string]any{"topic": "after bob"}))
-	members = must[*mautrix.RespMembers](t)(bob.Members(bg, roomID, mautrix.ReqMembers{Membership: event.MembershipJoin}))
+	rmMust[*mautrix.RespLeaveRoom](t)(bob.LeaveRoom(rmCtx, roomID))
+	rmMust[*mautrix.RespJoinRoom](t)(carol.JoinRoomByID(rmCtx, roomID))
+	rmMust[*mautrix.RespSendEvent](t)(alice.SendStateEvent(rmCtx, roomID, event.StateTopic, "", map[string]any{"topic": "after bob"}))
+	members = rmMust[*mautrix.RespMembers](t)(bob.Members(rmCtx, roomID, mautrix.ReqMembers{Membership: event.MembershipJoin}))
 	if len(members.Chunk) != 1 || *members.Chunk[0].StateKey != alice.UserID.String() {
 		t.Fatalf("members as bob left: %d", len(members.Chunk))
 	}
-	if m := membershipOf(t, bob, roomID, bob.UserID); m != "leave" {
+	if m := rmMembership(t, bob, roomID, bob.UserID); m != "leave" {
 		t.Fatalf("bob's own membership as he left: %q", m)
 	}
-	err = bob.StateEvent(bg, roomID, event.StateTopic, "", &map[string]any{})
-	wantErr(t, err, 404, "M_NOT_FOUND")
-	state = must[mautrix.RoomStateMap](t)(bob.State(bg, roomID))
+	err = bob.StateEvent(rmCtx, roomID, event.StateTopic, "", &map[string]any{})
+	rmWantErr(t, err, 404, "M_NOT_FOUND")
+	state = rmMust[mautrix.RoomStateMap](t)(bob.State(rmCtx, roomID))
 	if state[event.StateTopic] != nil {
 		t.Fatalf("state after leaving includes later topic")
 	}
@@ -557,98 +553,98 @@ func TestStateEndpoints(t *testing.T) {
 		t.Fatalf("state as bob left lacks carol's invite")
 	}
 	// Members at a token from before carol joined, as alice.
-	msgs := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, "", "", mautrix.DirectionBackward, nil, 2))
-	members = must[*mautrix.RespMembers](t)(alice.Members(bg, roomID, mautrix.ReqMembers{At: msgs.End, Membership: event.MembershipJoin}))
+	msgs := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, "", "", mautrix.DirectionBackward, nil, 2))
+	members = rmMust[*mautrix.RespMembers](t)(alice.Members(rmCtx, roomID, mautrix.ReqMembers{At: msgs.End, Membership: event.MembershipJoin}))
 	if len(members.Chunk) != 1 {
 		t.Fatalf("members at %s: %d", msgs.End, len(members.Chunk))
 	}
-	members = must[*mautrix.RespMembers](t)(alice.Members(bg, roomID, mautrix.ReqMembers{Membership: event.MembershipJoin}))
+	members = rmMust[*mautrix.RespMembers](t)(alice.Members(rmCtx, roomID, mautrix.ReqMembers{Membership: event.MembershipJoin}))
 	if len(members.Chunk) != 2 {
 		t.Fatalf("members now: %d", len(members.Chunk))
 	}
 	st, body = e.Raw(t, http.MethodGet, base+"/members?at=garbage", alice.AccessToken, "")
-	wantRaw(t, st, body, 400, "M_INVALID_PARAM")
+	rmWantRaw(t, st, body, 400, "M_INVALID_PARAM")
 }
 
 func TestSendRedactAndRead(t *testing.T) {
 	e := startRoomsServer(t)
 	alice := e.Register(t, "alice", false)
 	bob := e.Register(t, "bob", false)
-	roomID := must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{Preset: "public_chat"})).RoomID
-	base := "/_matrix/client/v3/rooms/" + pathEsc(roomID.String())
+	roomID := rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{Preset: "public_chat"})).RoomID
+	base := "/_matrix/client/v3/rooms/" + rmEsc(roomID.String())
 
 	// Not joined: the auth rules refuse.
-	_, err := bob.SendText(bg, roomID, "early")
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	must[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(bg, roomID))
+	_, err := bob.SendText(rmCtx, roomID, "early")
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	rmMust[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(rmCtx, roomID))
 
 	// Transaction IDs make sends idempotent per device.
 	msg := map[string]any{"msgtype": "m.text", "body": "once"}
-	r1 := must[*mautrix.RespSendEvent](t)(alice.SendMessageEvent(bg, roomID, event.EventMessage, msg, mautrix.ReqSendEvent{TransactionID: "txn-1"}))
-	r2 := must[*mautrix.RespSendEvent](t)(alice.SendMessageEvent(bg, roomID, event.EventMessage, msg, mautrix.ReqSendEvent{TransactionID: "txn-1"}))
+	r1 := rmMust[*mautrix.RespSendEvent](t)(alice.SendMessageEvent(rmCtx, roomID, event.EventMessage, msg, mautrix.ReqSendEvent{TransactionID: "txn-1"}))
+	r2 := rmMust[*mautrix.RespSendEvent](t)(alice.SendMessageEvent(rmCtx, roomID, event.EventMessage, msg, mautrix.ReqSendEvent{TransactionID: "txn-1"}))
 	if r1.EventID != r2.EventID {
 		t.Fatalf("retransmission made a new event: %s %s", r1.EventID, r2.EventID)
 	}
-	r3 := must[*mautrix.RespSendEvent](t)(alice.SendMessageEvent(bg, roomID, event.EventMessage, msg, mautrix.ReqSendEvent{TransactionID: "txn-2"}))
+	r3 := rmMust[*mautrix.RespSendEvent](t)(alice.SendMessageEvent(rmCtx, roomID, event.EventMessage, msg, mautrix.ReqSendEvent{TransactionID: "txn-2"}))
 	if r3.EventID == r1.EventID {
 		t.Fatal("a new transaction ID reused the event")
 	}
-	rb := must[*mautrix.RespSendEvent](t)(bob.SendMessageEvent(bg, roomID, event.EventMessage, map[string]any{"msgtype": "m.text", "body": "bob's"}, mautrix.ReqSendEvent{TransactionID: "txn-1"}))
+	rb := rmMust[*mautrix.RespSendEvent](t)(bob.SendMessageEvent(rmCtx, roomID, event.EventMessage, map[string]any{"msgtype": "m.text", "body": "bob's"}, mautrix.ReqSendEvent{TransactionID: "txn-1"}))
 	if rb.EventID == r1.EventID {
 		t.Fatal("another user's transaction ID matched")
 	}
 	for _, b := range []string{`[]`, `"text"`, `null`} {
 		st, body := e.Raw(t, http.MethodPut, base+"/send/m.room.message/t-bad", alice.AccessToken, b)
-		wantRaw(t, st, body, 400, "M_BAD_JSON")
+		rmWantRaw(t, st, body, 400, "M_BAD_JSON")
 	}
 
 	// Event by ID, with transaction_id only for the sending device.
-	got := must[*event.Event](t)(alice.GetEvent(bg, roomID, r1.EventID))
+	got := rmMust[*event.Event](t)(alice.GetEvent(rmCtx, roomID, r1.EventID))
 	if got.ID != r1.EventID || got.Content.Raw["body"] != "once" || got.Unsigned.TransactionID != "txn-1" {
 		t.Fatalf("event by id: %+v", got)
 	}
-	got = must[*event.Event](t)(bob.GetEvent(bg, roomID, r1.EventID))
+	got = rmMust[*event.Event](t)(bob.GetEvent(rmCtx, roomID, r1.EventID))
 	if got.Unsigned.TransactionID != "" {
 		t.Fatal("transaction_id shown to another user")
 	}
-	_, err = alice.GetEvent(bg, roomID, "$nothing")
-	wantErr(t, err, 404, "M_NOT_FOUND")
+	_, err = alice.GetEvent(rmCtx, roomID, "$nothing")
+	rmWantErr(t, err, 404, "M_NOT_FOUND")
 
 	// Redactions: own events; others' only with power.
-	_, err = bob.RedactEvent(bg, roomID, r3.EventID)
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	red := must[*mautrix.RespSendEvent](t)(bob.RedactEvent(bg, roomID, rb.EventID, mautrix.ReqRedact{Reason: "oops", TxnID: "red-1"}))
-	again := must[*mautrix.RespSendEvent](t)(bob.RedactEvent(bg, roomID, rb.EventID, mautrix.ReqRedact{Reason: "oops", TxnID: "red-1"}))
+	_, err = bob.RedactEvent(rmCtx, roomID, r3.EventID)
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	red := rmMust[*mautrix.RespSendEvent](t)(bob.RedactEvent(rmCtx, roomID, rb.EventID, mautrix.ReqRedact{Reason: "oops", TxnID: "red-1"}))
+	again := rmMust[*mautrix.RespSendEvent](t)(bob.RedactEvent(rmCtx, roomID, rb.EventID, mautrix.ReqRedact{Reason: "oops", TxnID: "red-1"}))
 	if again.EventID != red.EventID {
 		t.Fatal("redaction retransmission made a new event")
 	}
-	must[*mautrix.RespSendEvent](t)(alice.RedactEvent(bg, roomID, r3.EventID))
-	gone := must[*event.Event](t)(alice.GetEvent(bg, roomID, rb.EventID))
+	rmMust[*mautrix.RespSendEvent](t)(alice.RedactEvent(rmCtx, roomID, r3.EventID))
+	gone := rmMust[*event.Event](t)(alice.GetEvent(rmCtx, roomID, rb.EventID))
 	if len(gone.Content.Raw) != 0 || gone.Unsigned.RedactedBecause == nil || gone.Unsigned.RedactedBecause.ID != red.EventID {
 		t.Fatalf("redacted event: content %v unsigned %+v", gone.Content.Raw, gone.Unsigned)
 	}
-	st, body := e.Raw(t, http.MethodPut, base+"/redact/"+pathEsc(r1.EventID.String())+"/r-x", alice.AccessToken, `{"reason": 5}`)
-	wantRaw(t, st, body, 400, "M_BAD_JSON")
-	_, err = alice.RedactEvent(bg, roomID, "$missing")
-	wantErr(t, err, 404, "M_NOT_FOUND")
+	st, body := e.Raw(t, http.MethodPut, base+"/redact/"+rmEsc(r1.EventID.String())+"/r-x", alice.AccessToken, `{"reason": 5}`)
+	rmWantRaw(t, st, body, 400, "M_BAD_JSON")
+	_, err = alice.RedactEvent(rmCtx, roomID, "$missing")
+	rmWantErr(t, err, 404, "M_NOT_FOUND")
 
 	// m.room.redaction through /send, with redacts in the content (room v12 by default).
-	mine := must[*mautrix.RespSendEvent](t)(bob.SendText(bg, roomID, "to be removed"))
-	viaSend := must[*mautrix.RespSendEvent](t)(bob.SendMessageEvent(bg, roomID, event.EventRedaction, map[string]any{"redacts": mine.EventID, "reason": "via send"}))
-	gone = must[*event.Event](t)(bob.GetEvent(bg, roomID, mine.EventID))
+	mine := rmMust[*mautrix.RespSendEvent](t)(bob.SendText(rmCtx, roomID, "to be removed"))
+	viaSend := rmMust[*mautrix.RespSendEvent](t)(bob.SendMessageEvent(rmCtx, roomID, event.EventRedaction, map[string]any{"redacts": mine.EventID, "reason": "via send"}))
+	gone = rmMust[*event.Event](t)(bob.GetEvent(rmCtx, roomID, mine.EventID))
 	if len(gone.Content.Raw) != 0 || gone.Unsigned.RedactedBecause == nil || gone.Unsigned.RedactedBecause.ID != viaSend.EventID {
 		t.Fatalf("redaction via /send did not apply: %+v", gone)
 	}
-	_, err = bob.SendMessageEvent(bg, roomID, event.EventRedaction, map[string]any{"redacts": r1.EventID})
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	_, err = bob.SendMessageEvent(bg, roomID, event.EventRedaction, map[string]any{"reason": "no target"})
-	wantErr(t, err, 400, "M_BAD_JSON")
+	_, err = bob.SendMessageEvent(rmCtx, roomID, event.EventRedaction, map[string]any{"redacts": r1.EventID})
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	_, err = bob.SendMessageEvent(rmCtx, roomID, event.EventRedaction, map[string]any{"reason": "no target"})
+	rmWantErr(t, err, 400, "M_BAD_JSON")
 
 	// In a v10 room redacts moves to the top level.
-	old := must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{RoomVersion: "10"})).RoomID
-	m10 := must[*mautrix.RespSendEvent](t)(alice.SendText(bg, old, "v10"))
-	r10 := must[*mautrix.RespSendEvent](t)(alice.SendMessageEvent(bg, old, event.EventRedaction, map[string]any{"redacts": m10.EventID}))
-	st, raw := e.rawBytes(t, http.MethodGet, "/_matrix/client/v3/rooms/"+pathEsc(old.String())+"/event/"+pathEsc(r10.EventID.String()), alice.AccessToken, "")
+	old := rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{RoomVersion: "10"})).RoomID
+	m10 := rmMust[*mautrix.RespSendEvent](t)(alice.SendText(rmCtx, old, "v10"))
+	r10 := rmMust[*mautrix.RespSendEvent](t)(alice.SendMessageEvent(rmCtx, old, event.EventRedaction, map[string]any{"redacts": m10.EventID}))
+	st, raw := e.rawBytes(t, http.MethodGet, "/_matrix/client/v3/rooms/"+rmEsc(old.String())+"/event/"+rmEsc(r10.EventID.String()), alice.AccessToken, "")
 	var r10ev struct {
 		Redacts string         `json:"redacts"`
 		Content map[string]any `json:"content"`
@@ -667,26 +663,26 @@ func TestMessagesAndContext(t *testing.T) {
 	alice := e.Register(t, "alice", false)
 	bob := e.Register(t, "bob", false)
 	carol := e.Register(t, "carol", false)
-	roomID := must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{Preset: "public_chat"})).RoomID
-	base := "/_matrix/client/v3/rooms/" + pathEsc(roomID.String())
-	must[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(bg, roomID))
+	roomID := rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{Preset: "public_chat"})).RoomID
+	base := "/_matrix/client/v3/rooms/" + rmEsc(roomID.String())
+	rmMust[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(rmCtx, roomID))
 	var ids []id.EventID
 	for i, who := range []*mautrix.Client{alice, bob, alice, bob, alice} {
-		r := must[*mautrix.RespSendEvent](t)(who.SendText(bg, roomID, "m"+string(rune('0'+i))))
+		r := rmMust[*mautrix.RespSendEvent](t)(who.SendText(rmCtx, roomID, "m"+string(rune('0'+i))))
 		ids = append(ids, r.EventID)
 	}
 
 	// Backwards from the end, two at a time.
-	p1 := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, "", "", mautrix.DirectionBackward, nil, 2))
+	p1 := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, "", "", mautrix.DirectionBackward, nil, 2))
 	if len(p1.Chunk) != 2 || p1.Chunk[0].ID != ids[4] || p1.Chunk[1].ID != ids[3] || p1.End == "" || p1.Start == "" {
 		t.Fatalf("first page: %d events, end %q", len(p1.Chunk), p1.End)
 	}
-	p2 := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, p1.End, "", mautrix.DirectionBackward, nil, 2))
+	p2 := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, p1.End, "", mautrix.DirectionBackward, nil, 2))
 	if len(p2.Chunk) != 2 || p2.Chunk[0].ID != ids[2] || p2.Chunk[1].ID != ids[1] || p2.Start != p1.End {
 		t.Fatalf("second page: %v", p2.Chunk)
 	}
 	// Forwards from the second page's end returns what the first two pages returned.
-	fw := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, p2.End, "", mautrix.DirectionForward, nil, 4))
+	fw := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, p2.End, "", mautrix.DirectionForward, nil, 4))
 	if len(fw.Chunk) != 4 || fw.Chunk[0].ID != ids[1] || fw.Chunk[3].ID != ids[4] {
 		t.Fatalf("forwards: %d", len(fw.Chunk))
 	}
@@ -694,7 +690,7 @@ func TestMessagesAndContext(t *testing.T) {
 	all := 0
 	from := ""
 	for i := 0; i < 50; i++ {
-		p := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, from, "", mautrix.DirectionBackward, nil, 5))
+		p := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, from, "", mautrix.DirectionBackward, nil, 5))
 		all += len(p.Chunk)
 		if p.End == "" {
 			break
@@ -705,25 +701,25 @@ func TestMessagesAndContext(t *testing.T) {
 		t.Fatalf("paged %d events in all", all)
 	}
 	// Forwards from the start: the create event first.
-	first := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, "", "", mautrix.DirectionForward, nil, 1))
+	first := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, "", "", mautrix.DirectionForward, nil, 1))
 	if len(first.Chunk) != 1 || first.Chunk[0].Type != event.StateCreate {
 		t.Fatalf("forwards from the start: %v", first.Chunk)
 	}
 	// to stops the page.
-	bounded := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, "", p1.End, mautrix.DirectionBackward, nil, 10))
+	bounded := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, "", p1.End, mautrix.DirectionBackward, nil, 10))
 	if len(bounded.Chunk) != 2 {
 		t.Fatalf("to: %d events", len(bounded.Chunk))
 	}
 	// Filters.
-	onlyBob := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, "", "", mautrix.DirectionBackward, &mautrix.FilterPart{Senders: []id.UserID{bob.UserID}}, 10))
+	onlyBob := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, "", "", mautrix.DirectionBackward, &mautrix.FilterPart{Senders: []id.UserID{bob.UserID}}, 10))
 	if len(onlyBob.Chunk) != 3 { // two messages and the join
 		t.Fatalf("senders filter: %d", len(onlyBob.Chunk))
 	}
-	msgsOnly := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, "", "", mautrix.DirectionBackward, &mautrix.FilterPart{Types: []event.Type{event.EventMessage}, NotSenders: []id.UserID{alice.UserID}}, 10))
+	msgsOnly := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, "", "", mautrix.DirectionBackward, &mautrix.FilterPart{Types: []event.Type{event.EventMessage}, NotSenders: []id.UserID{alice.UserID}}, 10))
 	if len(msgsOnly.Chunk) != 2 {
 		t.Fatalf("types + not_senders filter: %d", len(msgsOnly.Chunk))
 	}
-	lazy := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, "", "", mautrix.DirectionBackward, &mautrix.FilterPart{LazyLoadMembers: true}, 2))
+	lazy := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, "", "", mautrix.DirectionBackward, &mautrix.FilterPart{LazyLoadMembers: true}, 2))
 	if len(lazy.State) != 2 {
 		t.Fatalf("lazy-loaded members: %d", len(lazy.State))
 	}
@@ -741,27 +737,27 @@ func TestMessagesAndContext(t *testing.T) {
 			t.Errorf("messages%s: want 400 %s, got %d %v", q, code, st, body)
 		}
 	}
-	_, err := carol.Messages(bg, roomID, "", "", mautrix.DirectionBackward, nil, 5)
-	wantErr(t, err, 403, "M_FORBIDDEN")
+	_, err := carol.Messages(rmCtx, roomID, "", "", mautrix.DirectionBackward, nil, 5)
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
 
 	// Context around the middle message.
-	cx := must[*mautrix.RespContext](t)(alice.Context(bg, roomID, ids[2], nil, 2))
+	cx := rmMust[*mautrix.RespContext](t)(alice.Context(rmCtx, roomID, ids[2], nil, 2))
 	if cx.Event.ID != ids[2] || len(cx.EventsBefore) != 1 || cx.EventsBefore[0].ID != ids[1] || len(cx.EventsAfter) != 1 || cx.EventsAfter[0].ID != ids[3] {
 		t.Fatalf("context: before %v after %v", cx.EventsBefore, cx.EventsAfter)
 	}
 	if cx.Start == "" || cx.End == "" || len(cx.State) == 0 {
 		t.Fatalf("context tokens %q %q, %d state events", cx.Start, cx.End, len(cx.State))
 	}
-	back := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, cx.Start, "", mautrix.DirectionBackward, nil, 1))
+	back := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, cx.Start, "", mautrix.DirectionBackward, nil, 1))
 	if len(back.Chunk) != 1 || back.Chunk[0].ID != ids[0] {
 		t.Fatalf("paging back from context start: %v", back.Chunk)
 	}
-	fwd := must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, cx.End, "", mautrix.DirectionForward, nil, 1))
+	fwd := rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, cx.End, "", mautrix.DirectionForward, nil, 1))
 	if len(fwd.Chunk) != 1 || fwd.Chunk[0].ID != ids[4] {
 		t.Fatalf("paging forward from context end: %v", fwd.Chunk)
 	}
 	// limit=0: only the event, tokens at the event itself.
-	st, raw := e.rawBytes(t, http.MethodGet, base+"/context/"+pathEsc(ids[2].String())+"?limit=0", alice.AccessToken, "")
+	st, raw := e.rawBytes(t, http.MethodGet, base+"/context/"+rmEsc(ids[2].String())+"?limit=0", alice.AccessToken, "")
 	cx = &mautrix.RespContext{}
 	if err := json.Unmarshal(raw, cx); err != nil || st != 200 {
 		t.Fatalf("limit=0 context: %d %s", st, raw)
@@ -769,16 +765,16 @@ func TestMessagesAndContext(t *testing.T) {
 	if cx.Event.ID != ids[2] || len(cx.EventsBefore) != 0 || len(cx.EventsAfter) != 0 {
 		t.Fatalf("limit=0 context: %v %v", cx.EventsBefore, cx.EventsAfter)
 	}
-	back = must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, cx.Start, "", mautrix.DirectionBackward, nil, 1))
+	back = rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, cx.Start, "", mautrix.DirectionBackward, nil, 1))
 	if len(back.Chunk) != 1 || back.Chunk[0].ID != ids[1] {
 		t.Fatalf("paging back from a limit=0 context: %v", back.Chunk)
 	}
-	fwd = must[*mautrix.RespMessages](t)(alice.Messages(bg, roomID, cx.End, "", mautrix.DirectionForward, nil, 1))
+	fwd = rmMust[*mautrix.RespMessages](t)(alice.Messages(rmCtx, roomID, cx.End, "", mautrix.DirectionForward, nil, 1))
 	if len(fwd.Chunk) != 1 || fwd.Chunk[0].ID != ids[3] {
 		t.Fatalf("paging forward from a limit=0 context: %v", fwd.Chunk)
 	}
 	// A filter applies to the surrounding events and the state, not to the event.
-	cx = must[*mautrix.RespContext](t)(alice.Context(bg, roomID, ids[2], &mautrix.FilterPart{Senders: []id.UserID{bob.UserID}}, 4))
+	cx = rmMust[*mautrix.RespContext](t)(alice.Context(rmCtx, roomID, ids[2], &mautrix.FilterPart{Senders: []id.UserID{bob.UserID}}, 4))
 	for _, ev := range append(append(append([]*event.Event{}, cx.EventsBefore...), cx.EventsAfter...), cx.State...) {
 		if ev.Sender != bob.UserID {
 			t.Fatalf("filtered context has an event from %s (%s)", ev.Sender, ev.Type)
@@ -787,70 +783,70 @@ func TestMessagesAndContext(t *testing.T) {
 	if cx.Event.Sender != alice.UserID {
 		t.Fatal("the context event itself was filtered")
 	}
-	_, err = carol.Context(bg, roomID, ids[2], nil, 2)
-	wantErr(t, err, 404, "M_NOT_FOUND")
-	_, err = alice.Context(bg, roomID, "$nope", nil, 2)
-	wantErr(t, err, 404, "M_NOT_FOUND")
-	st, body := e.Raw(t, http.MethodGet, base+"/context/"+pathEsc(ids[2].String())+"?limit=x", alice.AccessToken, "")
-	wantRaw(t, st, body, 400, "M_INVALID_PARAM")
+	_, err = carol.Context(rmCtx, roomID, ids[2], nil, 2)
+	rmWantErr(t, err, 404, "M_NOT_FOUND")
+	_, err = alice.Context(rmCtx, roomID, "$nope", nil, 2)
+	rmWantErr(t, err, 404, "M_NOT_FOUND")
+	st, body := e.Raw(t, http.MethodGet, base+"/context/"+rmEsc(ids[2].String())+"?limit=x", alice.AccessToken, "")
+	rmWantRaw(t, st, body, 400, "M_INVALID_PARAM")
 }
 
 func TestAliasesAndDirectory(t *testing.T) {
 	e := startRoomsServer(t)
 	alice := e.Register(t, "alice", false)
 	bob := e.Register(t, "bob", false)
-	roomID := must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{Name: "Kitchen", Topic: "Cooking and such"})).RoomID
+	roomID := rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{Name: "Kitchen", Topic: "Cooking and such"})).RoomID
 	alias := id.RoomAlias("#kitchen:" + e.ServerName)
 
-	must[*mautrix.RespAliasCreate](t)(alice.CreateAlias(bg, alias, roomID))
-	res := must[*mautrix.RespAliasResolve](t)(bob.ResolveAlias(bg, alias))
+	rmMust[*mautrix.RespAliasCreate](t)(alice.CreateAlias(rmCtx, alias, roomID))
+	res := rmMust[*mautrix.RespAliasResolve](t)(bob.ResolveAlias(rmCtx, alias))
 	if res.RoomID != roomID || len(res.Servers) != 1 || res.Servers[0] != e.ServerName {
 		t.Fatalf("resolve: %+v", res)
 	}
-	st, body := e.Raw(t, http.MethodGet, "/_matrix/client/v3/directory/room/"+pathEsc(alias.String()), "", "")
+	st, body := e.Raw(t, http.MethodGet, "/_matrix/client/v3/directory/room/"+rmEsc(alias.String()), "", "")
 	if st != 200 || body["room_id"] != roomID.String() {
 		t.Fatalf("resolve without a token: %d %v", st, body)
 	}
-	_, err := alice.CreateAlias(bg, alias, roomID)
-	wantErr(t, err, 409, "M_UNKNOWN")
-	_, err = bob.CreateAlias(bg, id.RoomAlias("#bobs:"+e.ServerName), roomID)
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	_, err = alice.ResolveAlias(bg, id.RoomAlias("#missing:"+e.ServerName))
-	wantErr(t, err, 404, "M_NOT_FOUND")
-	st, body = e.Raw(t, http.MethodGet, "/_matrix/client/v3/directory/room/"+pathEsc("kitchen"), "", "")
-	wantRaw(t, st, body, 400, "M_INVALID_PARAM")
-	st, body = e.Raw(t, http.MethodPut, "/_matrix/client/v3/directory/room/"+pathEsc("#other:"+e.ServerName), alice.AccessToken, `{}`)
-	wantRaw(t, st, body, 400, "M_BAD_JSON")
-	st, body = e.Raw(t, http.MethodPut, "/_matrix/client/v3/directory/room/"+pathEsc("#other:"+e.ServerName), alice.AccessToken, `{"room_id": "!gone:`+e.ServerName+`"}`)
-	wantRaw(t, st, body, 404, "M_NOT_FOUND")
+	_, err := alice.CreateAlias(rmCtx, alias, roomID)
+	rmWantErr(t, err, 409, "M_UNKNOWN")
+	_, err = bob.CreateAlias(rmCtx, id.RoomAlias("#bobs:"+e.ServerName), roomID)
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	_, err = alice.ResolveAlias(rmCtx, id.RoomAlias("#missing:"+e.ServerName))
+	rmWantErr(t, err, 404, "M_NOT_FOUND")
+	st, body = e.Raw(t, http.MethodGet, "/_matrix/client/v3/directory/room/"+rmEsc("kitchen"), "", "")
+	rmWantRaw(t, st, body, 400, "M_INVALID_PARAM")
+	st, body = e.Raw(t, http.MethodPut, "/_matrix/client/v3/directory/room/"+rmEsc("#other:"+e.ServerName), alice.AccessToken, `{}`)
+	rmWantRaw(t, st, body, 400, "M_BAD_JSON")
+	st, body = e.Raw(t, http.MethodPut, "/_matrix/client/v3/directory/room/"+rmEsc("#other:"+e.ServerName), alice.AccessToken, `{"room_id": "!gone:`+e.ServerName+`"}`)
+	rmWantRaw(t, st, body, 404, "M_NOT_FOUND")
 
 	// Local aliases list: members only.
-	list := must[*mautrix.RespAliasList](t)(alice.GetAliases(bg, roomID))
+	list := rmMust[*mautrix.RespAliasList](t)(alice.GetAliases(rmCtx, roomID))
 	if len(list.Aliases) != 1 || list.Aliases[0] != alias {
 		t.Fatalf("aliases %v", list.Aliases)
 	}
-	_, err = bob.GetAliases(bg, roomID)
-	wantErr(t, err, 403, "M_FORBIDDEN")
+	_, err = bob.GetAliases(rmCtx, roomID)
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
 
 	// Deleting: not by others without power; then gone.
-	_, err = bob.DeleteAlias(bg, alias)
-	wantErr(t, err, 403, "M_FORBIDDEN")
-	must[*mautrix.RespAliasDelete](t)(alice.DeleteAlias(bg, alias))
-	_, err = alice.ResolveAlias(bg, alias)
-	wantErr(t, err, 404, "M_NOT_FOUND")
-	_, err = alice.DeleteAlias(bg, alias)
-	wantErr(t, err, 404, "M_NOT_FOUND")
+	_, err = bob.DeleteAlias(rmCtx, alias)
+	rmWantErr(t, err, 403, "M_FORBIDDEN")
+	rmMust[*mautrix.RespAliasDelete](t)(alice.DeleteAlias(rmCtx, alias))
+	_, err = alice.ResolveAlias(rmCtx, alias)
+	rmWantErr(t, err, 404, "M_NOT_FOUND")
+	_, err = alice.DeleteAlias(rmCtx, alias)
+	rmWantErr(t, err, 404, "M_NOT_FOUND")
 
 	// Directory visibility.
-	vpath := "/_matrix/client/v3/directory/list/room/" + pathEsc(roomID.String())
+	vpath := "/_matrix/client/v3/directory/list/room/" + rmEsc(roomID.String())
 	st, body = e.Raw(t, http.MethodGet, vpath, "", "")
 	if st != 200 || body["visibility"] != "private" {
 		t.Fatalf("visibility: %d %v", st, body)
 	}
 	st, body = e.Raw(t, http.MethodPut, vpath, bob.AccessToken, `{"visibility": "public"}`)
-	wantRaw(t, st, body, 403, "M_FORBIDDEN")
+	rmWantRaw(t, st, body, 403, "M_FORBIDDEN")
 	st, body = e.Raw(t, http.MethodPut, vpath, alice.AccessToken, `{"visibility": "open"}`)
-	wantRaw(t, st, body, 400, "M_INVALID_PARAM")
+	rmWantRaw(t, st, body, 400, "M_INVALID_PARAM")
 	st, _ = e.Raw(t, http.MethodPut, vpath, alice.AccessToken, `{}`) // defaults to public
 	if st != 200 {
 		t.Fatalf("publish: %d", st)
@@ -859,16 +855,16 @@ func TestAliasesAndDirectory(t *testing.T) {
 	if st != 200 || body["visibility"] != "public" {
 		t.Fatalf("visibility after publishing: %d %v", st, body)
 	}
-	st, body = e.Raw(t, http.MethodGet, "/_matrix/client/v3/directory/list/room/"+pathEsc("!gone:"+e.ServerName), "", "")
-	wantRaw(t, st, body, 404, "M_NOT_FOUND")
+	st, body = e.Raw(t, http.MethodGet, "/_matrix/client/v3/directory/list/room/"+rmEsc("!gone:"+e.ServerName), "", "")
+	rmWantRaw(t, st, body, 404, "M_NOT_FOUND")
 
 	// Public rooms: three published rooms of different sizes.
-	big := must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{Visibility: "public", Name: "Big Hall", RoomAliasName: "big"})).RoomID
-	must[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(bg, big))
-	space := must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{Visibility: "public", Name: "Space", CreationContent: map[string]any{"type": "m.space"}})).RoomID
-	must[*mautrix.RespCreateRoom](t)(alice.CreateRoom(bg, &mautrix.ReqCreateRoom{Visibility: "private", Name: "Hidden"}))
+	big := rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{Visibility: "public", Name: "Big Hall", RoomAliasName: "big"})).RoomID
+	rmMust[*mautrix.RespJoinRoom](t)(bob.JoinRoomByID(rmCtx, big))
+	space := rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{Visibility: "public", Name: "Space", CreationContent: map[string]any{"type": "m.space"}})).RoomID
+	rmMust[*mautrix.RespCreateRoom](t)(alice.CreateRoom(rmCtx, &mautrix.ReqCreateRoom{Visibility: "private", Name: "Hidden"}))
 
-	pr := must[*mautrix.RespPublicRooms](t)(bob.PublicRooms(bg, &mautrix.ReqPublicRooms{Limit: 2}))
+	pr := rmMust[*mautrix.RespPublicRooms](t)(bob.PublicRooms(rmCtx, &mautrix.ReqPublicRooms{Limit: 2}))
 	if pr.TotalRoomCountEstimate != 3 || len(pr.Chunk) != 2 || pr.NextBatch == "" || pr.PrevBatch != "" {
 		t.Fatalf("first page: total %d, %d rooms, next %q prev %q", pr.TotalRoomCountEstimate, len(pr.Chunk), pr.NextBatch, pr.PrevBatch)
 	}
@@ -876,11 +872,11 @@ func TestAliasesAndDirectory(t *testing.T) {
 	if top.RoomID != big || top.NumJoinedMembers != 2 || top.Name != "Big Hall" || top.CanonicalAlias != id.RoomAlias("#big:"+e.ServerName) || top.JoinRule != "public" || top.WorldReadable || top.GuestCanJoin {
 		t.Fatalf("largest room first, fully described: %+v", top)
 	}
-	pr2 := must[*mautrix.RespPublicRooms](t)(bob.PublicRooms(bg, &mautrix.ReqPublicRooms{Limit: 2, Since: pr.NextBatch}))
+	pr2 := rmMust[*mautrix.RespPublicRooms](t)(bob.PublicRooms(rmCtx, &mautrix.ReqPublicRooms{Limit: 2, Since: pr.NextBatch}))
 	if len(pr2.Chunk) != 1 || pr2.NextBatch != "" || pr2.PrevBatch == "" {
 		t.Fatalf("second page: %d rooms, next %q prev %q", len(pr2.Chunk), pr2.NextBatch, pr2.PrevBatch)
 	}
-	pr3 := must[*mautrix.RespPublicRooms](t)(bob.PublicRooms(bg, &mautrix.ReqPublicRooms{Limit: 2, Since: pr2.PrevBatch}))
+	pr3 := rmMust[*mautrix.RespPublicRooms](t)(bob.PublicRooms(rmCtx, &mautrix.ReqPublicRooms{Limit: 2, Since: pr2.PrevBatch}))
 	if len(pr3.Chunk) != 2 || pr3.Chunk[0].RoomID != big {
 		t.Fatalf("back to the first page: %+v", pr3.Chunk)
 	}
@@ -895,7 +891,7 @@ func TestAliasesAndDirectory(t *testing.T) {
 		t.Fatalf("space entry %+v", s)
 	}
 
-	// No token needed for GET; the server parameter must be us.
+	// No token needed for GET; the server parameter rmMust be us.
 	st, body = e.Raw(t, http.MethodGet, "/_matrix/client/v3/publicRooms?limit=1", "", "")
 	if st != 200 || len(body["chunk"].([]any)) != 1 {
 		t.Fatalf("unauthenticated publicRooms: %d %v", st, body)
@@ -909,7 +905,7 @@ func TestAliasesAndDirectory(t *testing.T) {
 		t.Fatalf("publicRooms of another server: %d %v", st, body)
 	}
 	st, body = e.Raw(t, http.MethodGet, "/_matrix/client/v3/publicRooms?since=zzz", "", "")
-	wantRaw(t, st, body, 400, "M_INVALID_PARAM")
+	rmWantRaw(t, st, body, 400, "M_INVALID_PARAM")
 
 	// POST with filters.
 	post := func(body string) map[string]any {
@@ -937,9 +933,9 @@ func TestAliasesAndDirectory(t *testing.T) {
 		t.Fatalf("limit 1: %v", out)
 	}
 	st, body = e.Raw(t, http.MethodPost, "/_matrix/client/v3/publicRooms", bob.AccessToken, `{"filter": {"room_types": [1]}}`)
-	wantRaw(t, st, body, 400, "M_BAD_JSON")
+	rmWantRaw(t, st, body, 400, "M_BAD_JSON")
 	st, body = e.Raw(t, http.MethodPost, "/_matrix/client/v3/publicRooms", bob.AccessToken, `{"limit": "ten"}`)
-	wantRaw(t, st, body, 400, "M_BAD_JSON")
+	rmWantRaw(t, st, body, 400, "M_BAD_JSON")
 	st, body = e.Raw(t, http.MethodPost, "/_matrix/client/v3/publicRooms", "", `{}`)
-	wantRaw(t, st, body, 401, "M_MISSING_TOKEN")
+	rmWantRaw(t, st, body, 401, "M_MISSING_TOKEN")
 }

@@ -89,10 +89,21 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (id.RoomID,
 		cc["creator"] = creator
 	}
 	if rv.PrivilegedRoomCreators() && preset == "trusted_private_chat" && len(req.Invite) > 0 {
-		extra := make([]id.UserID, 0, len(req.Invite))
+		// Merge with creators the client named itself, without duplicates.
+		seen := map[string]bool{creator.String(): true}
+		var extra []string
+		if named, ok := cc["additional_creators"].([]any); ok {
+			for _, u := range named {
+				if s, ok := u.(string); ok && !seen[s] {
+					seen[s] = true
+					extra = append(extra, s)
+				}
+			}
+		}
 		for _, u := range req.Invite {
-			if u != creator {
-				extra = append(extra, u)
+			if !seen[u.String()] {
+				seen[u.String()] = true
+				extra = append(extra, u.String())
 			}
 		}
 		cc["additional_creators"] = extra
@@ -190,7 +201,8 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (id.RoomID,
 			}
 		}
 		if req.Topic != nil {
-			if err := state("m.room.topic", "", map[string]any{"topic": *req.Topic}); err != nil {
+			topic := map[string]any{"topic": *req.Topic, "m.topic": map[string]any{"m.text": []map[string]string{{"mimetype": "text/plain", "body": *req.Topic}}}}
+			if err := state("m.room.topic", "", topic); err != nil {
 				return err
 			}
 		}

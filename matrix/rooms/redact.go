@@ -20,36 +20,8 @@ func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID
 	if err != nil {
 		return nil, err
 	}
-	var targetSender string
-	var allowed bool
-	err = s.st.View(func(txn *store.Txn) error {
-		pos, err := txn.EventPos(target.String())
-		if errors.Is(err, store.ErrNotFound) {
-			return merr.NotFound("event %s not found", target)
-		}
-		if err != nil {
-			return err
-		}
-		ev, err := loadEvent(txn, pos, roomID.String())
-		if err != nil {
-			return err
-		}
-		if ev.RoomID != roomID.String() {
-			return merr.NotFound("event %s not found in this room", target)
-		}
-		targetSender = ev.Lite.Sender
-		pl, err := s.powerLevels(txn, ev.Rec.Room)
-		if err != nil {
-			return err
-		}
-		allowed = targetSender == sender.String() || pl.GetUserLevel(sender) >= pl.Redact()
-		return nil
-	})
-	if err != nil {
+	if err := s.mayRedact(roomID, sender, target); err != nil {
 		return nil, err
-	}
-	if !allowed {
-		return nil, merr.Forbidden("you may not redact events sent by others")
 	}
 	c := map[string]any{}
 	if reason != "" {
@@ -91,6 +63,23 @@ func (s *Service) applyRedaction(txn *store.Txn, r *room, b *events.Built) error
 	}
 	if rec.Room != r.nid || rec.Flags&store.FlagRedacted != 0 {
 		return nil
+	}
+	// Since room v3 the auth rules accept every redaction; whether it takes effect is decided
+	// here (spec: "Redactions"): the redaction's sender has the redact power level, or is on the
+	// same server as the target's sender (that server vouches for its own users; locally the
+	// client API checked the user's right before sending).
+	target0, err := events.ParseLite(rec.PDU)
+	if err != nil {
+		return err
+	}
+	if id.UserID(target0.Sender).Homeserver() != b.PDU.Sender.Homeserver() {
+		pl, err := s.powerLevels(txn, r.nid)
+		if err != nil {
+			return err
+		}
+		if pl.GetUserLevel(b.PDU.Sender) < pl.Redact() {
+			return nil // kept, not applied
+		}
 	}
 	red, err := events.Redact(id.RoomVersion(r.rec.Version), rec.PDU)
 	if err != nil {

@@ -85,7 +85,7 @@ func (s *Service) Send(ctx context.Context, roomID id.RoomID, t events.Template,
 	var out *Appended
 	err = s.st.Update(func(txn *store.Txn) error {
 		if o.TxnID != "" {
-			if prev, err := txn.TxnEvent(t.Sender.String(), o.Device, o.TxnID); err == nil {
+			if prev, err := txn.TxnEvent(t.Sender.String(), o.Device, txnScope(roomID, t, o.TxnID)); err == nil {
 				pos, err := txn.EventPos(prev)
 				if err != nil {
 					return err
@@ -106,6 +106,19 @@ func (s *Service) Send(ctx context.Context, roomID id.RoomID, t events.Template,
 		return txn.PutRoom(r.nid, r.rec)
 	})
 	return out, err
+}
+
+// txnScope scopes a client transaction ID the way the spec does, by endpoint path: the room,
+// the event type and (for /redact) the target are part of the path.
+func txnScope(roomID id.RoomID, t events.Template, txnID string) string {
+	return roomID.String() + "\x00" + t.Type + "\x00" + t.Redacts.String() + "\x00" + txnID
+}
+
+func deref(e *id.EventID) id.EventID {
+	if e == nil {
+		return ""
+	}
+	return *e
 }
 
 func loadRoom(txn *store.Txn, nid uint64) (*room, error) {
@@ -204,7 +217,7 @@ func (s *Service) store(txn *store.Txn, r *room, b *events.Built, o SendOpts) (*
 		return nil, err
 	}
 	if o.TxnID != "" {
-		if err := txn.PutTxn(b.PDU.Sender.String(), o.Device, o.TxnID, b.ID.String()); err != nil {
+		if err := txn.PutTxn(b.PDU.Sender.String(), o.Device, txnScope(id.RoomID(r.rec.ID), events.Template{Type: b.PDU.Type, Redacts: deref(b.PDU.Redacts)}, o.TxnID), b.ID.String()); err != nil {
 			return nil, err
 		}
 	}

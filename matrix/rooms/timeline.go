@@ -2,12 +2,14 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/hearth-home/hearth/matrix/events"
 	"github.com/hearth-home/hearth/matrix/filter"
 	"github.com/hearth-home/hearth/matrix/merr"
 	"github.com/hearth-home/hearth/matrix/store"
@@ -187,7 +189,15 @@ func (s *Service) worldReadable(txn *store.Txn, nid uint64) (bool, error) {
 	if err != nil || rec == nil {
 		return false, err
 	}
-	return strings.Contains(string(rec.PDU), `"world_readable"`), nil
+	l, err := events.ParseLite(rec.PDU)
+	if err != nil {
+		return false, err
+	}
+	var c struct {
+		HistoryVisibility string `json:"history_visibility"`
+	}
+	_ = json.Unmarshal(l.Content, &c)
+	return c.HistoryVisibility == "world_readable", nil
 }
 
 // ContextResult is a /context answer.

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -216,9 +217,13 @@ func (p *pass) joined(resp *Response, m store.Membership, rec *store.RoomRecord)
 		lower = 0
 	}
 	limit := p.timelineFilter().LimitOr(defaultTimelineLimit)
-	tl, limited, err := p.timeline(nid, roomID, lower, p.upto, limit)
-	if err != nil {
-		return err
+	var tl []*rooms.Event
+	var limited bool
+	if newJoin || rec.Latest > p.since { // a quiet room costs no timeline scan
+		var err error
+		if tl, limited, err = p.timeline(nid, roomID, lower, p.upto, limit); err != nil {
+			return err
+		}
 	}
 	jr := emptyJoined()
 	jr.Timeline.Events = p.clientEvents(tl)
@@ -263,11 +268,11 @@ func (p *pass) joined(resp *Response, m store.Membership, rec *store.RoomRecord)
 			}
 		}
 	}
-	state, err = p.filterState(nid, roomID, state, tl, newJoin)
+	state, err := p.filterState(nid, roomID, state, tl, newJoin)
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(state, func(a, b *rooms.Event) int { return int(int64(a.Pos) - int64(b.Pos)) })
+	slices.SortFunc(state, func(a, b *rooms.Event) int { return cmp.Compare(a.Pos, b.Pos) })
 	jr.State.Events = p.clientEvents(state)
 
 	if users, ok := p.s.typing.since(nid, p.sinceTyp, newJoin); ok {

@@ -39,7 +39,9 @@ function describe(err) {
     const detail = err.data?.error ?? err.message;
     return `HTTP ${err.httpStatus ?? "?"} ${err.errcode ?? ""}: ${detail} [${err.url ?? "?"}]`;
   }
-  return err?.message ?? String(err);
+  const cause = err?.cause?.cause ?? err?.cause; // a raw fetch TypeError keeps the reason here
+  const msg = err?.message ?? String(err);
+  return cause?.message || cause?.code ? `${msg} (${cause.code ?? ""} ${cause.message ?? ""})` : msg;
 }
 
 function fail(stage, err) {
