@@ -114,7 +114,7 @@ func (a *Appliance) buildHTTP() error {
 		MaxBodyBytes:      l.MaxBodyBytes,
 		SyncTimeoutMax:    l.SyncTimeoutMax,
 		Version:           Version(),
-	}, a.accounts, a.rooms, a.sync, a.sync, a.log)
+	}, clientapi.Deps{Accounts: a.accounts, Rooms: a.rooms, Sync: a.sync, Ephemeral: a.sync}, a.log)
 	e.GET("/metrics", echo.WrapHandler(a.metrics.handler()))
 	api.Register(e)
 

@@ -14,6 +14,9 @@ const (
 	Typing                      // typing in a room changed (Room); Pos is the typing serial
 	Membership                  // a membership-index change that is not an event (forget) (User, Room)
 	Devices                     // a user's devices changed (User)
+	ToDevice                    // a to-device message for a user (User; Device names the device or "*")
+	DeviceKeys                  // a user's device or cross-signing keys changed (User)
+	Presence                    // a user's presence changed (User)
 )
 
 // Change is one announcement.
@@ -28,4 +31,5 @@ type Change struct {
 	StateKey   *string
 	Membership string // for m.room.member events: the new membership of StateKey
 	Sender     string
+	Device     string
 }

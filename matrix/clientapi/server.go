@@ -48,6 +48,14 @@ type Options struct {
 	Version           string
 }
 
+// Deps are the domain services the handlers call. Each new API area adds its service here.
+type Deps struct {
+	Accounts  *accounts.Service
+	Rooms     *rooms.Service
+	Sync      Syncer
+	Ephemeral Ephemeral
+}
+
 // API holds the handlers' dependencies.
 type API struct {
 	opts     Options
@@ -55,13 +63,14 @@ type API struct {
 	rooms    *rooms.Service
 	sync     Syncer
 	eph      Ephemeral
+	deps     Deps
 	log      *slog.Logger
 	limiter  *limiter
 }
 
 // New builds the API.
-func New(opts Options, acc *accounts.Service, rm *rooms.Service, sy Syncer, eph Ephemeral, log *slog.Logger) *API {
-	return &API{opts: opts, accounts: acc, rooms: rm, sync: sy, eph: eph, log: log, limiter: newLimiter(opts.PerSecond, opts.Burst)}
+func New(opts Options, d Deps, log *slog.Logger) *API {
+	return &API{opts: opts, accounts: d.Accounts, rooms: d.Rooms, sync: d.Sync, eph: d.Ephemeral, deps: d, log: log, limiter: newLimiter(opts.PerSecond, opts.Burst)}
 }
 
 // Register mounts every route on e. Unknown paths and methods answer M_UNRECOGNIZED.

@@ -68,9 +68,18 @@ func (s *Service) build(ctx context.Context, sess *accounts.Session, since *toke
 			}
 			resp.AccountData.Events = append(resp.AccountData.Events, accountDataEvent{Type: c.Type, Content: rec.Content})
 		}
-		return txn.Memberships(p.user, func(m store.Membership) (bool, error) {
+		err = txn.Memberships(p.user, func(m store.Membership) (bool, error) {
 			return true, p.room(resp, m)
 		})
+		if err != nil {
+			return err
+		}
+		for _, c := range s.contributors {
+			if err := c.Contribute(txn, sess, Window{Since: p.since, Upto: w, Initial: p.initial}, resp); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -79,6 +79,20 @@ func (n *notifier) wakeUser(user string) {
 	n.mu.Unlock()
 }
 
+// wakeSharing wakes the user and every local user sharing a room with them.
+func (n *notifier) wakeSharing(user string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.wakeLocked(user)
+	for _, m := range n.members {
+		if _, ok := m[user]; ok {
+			for u := range m {
+				n.wakeLocked(u)
+			}
+		}
+	}
+}
+
 // wakeAll releases every parked sync (shutdown).
 func (n *notifier) wakeAll() {
 	n.mu.Lock()
@@ -103,7 +117,11 @@ func (n *notifier) onChange(c change.Change, isLocal func(string) bool) {
 		n.wakeRoom(c.Room)
 	case change.Receipt, change.Typing:
 		n.wakeRoom(c.Room)
-	case change.AccountData, change.Devices, change.Membership:
+	case change.AccountData, change.Devices, change.Membership, change.ToDevice:
 		n.wakeUser(c.User)
+	case change.DeviceKeys, change.Presence:
+		// Everyone who shares a room with the user may need to hear of it; the contributor
+		// decides what each of them gets.
+		n.wakeSharing(c.User)
 	}
 }

@@ -15,6 +15,8 @@ type Response struct {
 	ToDevice    EventList      `json:"to_device"`
 	DeviceLists DeviceLists    `json:"device_lists"`
 	OTKCount    map[string]int `json:"device_one_time_keys_count"`
+	// FallbackKeys is device_unused_fallback_key_types; nil is omitted for servers without E2EE.
+	FallbackKeys []string `json:"device_unused_fallback_key_types,omitempty"`
 }
 
 // Rooms groups rooms by the user's membership.

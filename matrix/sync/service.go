@@ -31,7 +31,25 @@ type Service struct {
 	typing   *typing
 	server   string
 	stop     chan struct{}
+
+	contributors []Contributor
 }
+
+// Window is the stream range one sync covers: (Since, Upto]; Initial when there is no since.
+type Window struct {
+	Since, Upto uint64
+	Initial     bool
+}
+
+// Contributor adds per-user, per-device sections to a sync response (to-device messages,
+// device lists, one-time-key counts, presence). It reads the store inside the sync's
+// transaction, up to w.Upto, and must leave resp.empty() false only when it added news.
+type Contributor interface {
+	Contribute(txn *store.Txn, sess *accounts.Session, w Window, resp *Response) error
+}
+
+// AddContributor registers a contributor; call before serving.
+func (s *Service) AddContributor(c Contributor) { s.contributors = append(s.contributors, c) }
 
 // New builds the sync service and subscribes its notifier to the bus.
 func New(st *store.Store, rm *rooms.Service, acc *accounts.Service, b *bus.Bus[change.Change], log *slog.Logger) (*Service, error) {
