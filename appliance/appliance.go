@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"maunium.net/go/mautrix/id"
 
 	"github.com/hearth-home/hearth/appliance/bus"
 	"github.com/hearth-home/hearth/appliance/config"
@@ -21,6 +22,8 @@ import (
 	"github.com/hearth-home/hearth/matrix/change"
 	"github.com/hearth-home/hearth/matrix/clientapi"
 	"github.com/hearth-home/hearth/matrix/events"
+	"github.com/hearth-home/hearth/matrix/keys"
+	"github.com/hearth-home/hearth/matrix/keys/keysync"
 	"github.com/hearth-home/hearth/matrix/rooms"
 	"github.com/hearth-home/hearth/matrix/store"
 	"github.com/hearth-home/hearth/matrix/sync"
@@ -36,6 +39,7 @@ type Appliance struct {
 	accounts *accounts.Service
 	rooms    *rooms.Service
 	sync     *sync.Service
+	keys     *keys.Service
 	metrics  *metrics
 
 	clientLn net.Listener
@@ -90,10 +94,26 @@ func (a *Appliance) openDomain() error {
 		}
 	})
 	a.accounts = accounts.New(st, a.cfg.ServerName, a.log)
+	a.accounts.SetAccessTokenLifetime(a.cfg.Registration.AccessTokenLifetime)
 	signer := events.Signer{ServerName: a.cfg.ServerName, KeyID: key.ID, Key: key.Priv}
 	a.rooms = rooms.New(st, signer, a.accounts, a.log)
+	if err := a.rooms.SetDefaultVersion(id.RoomVersion(a.cfg.DefaultRoomVersion)); err != nil {
+		return fmt.Errorf("config default_room_version: %w", err)
+	}
+	if err := a.rooms.BackfillRelations(); err != nil { // once per store: events older than the index
+		return err
+	}
 	a.sync, err = sync.New(st, a.rooms, a.accounts, a.bus, a.log)
-	return err
+	if err != nil {
+		return err
+	}
+	if a.cfg.Presence {
+		a.sync.EnablePresence(a.bus)
+	}
+	a.keys = keys.New(st, a.cfg.ServerName, a.log)
+	a.keys.Watch(a.bus)
+	a.sync.AddContributor(keysync.New(a.keys))
+	return nil
 }
 
 func (a *Appliance) buildHTTP() error {
@@ -114,7 +134,7 @@ func (a *Appliance) buildHTTP() error {
 		MaxBodyBytes:      l.MaxBodyBytes,
 		SyncTimeoutMax:    l.SyncTimeoutMax,
 		Version:           Version(),
-	}, clientapi.Deps{Accounts: a.accounts, Rooms: a.rooms, Sync: a.sync, Ephemeral: a.sync}, a.log)
+	}, clientapi.Deps{Accounts: a.accounts, Rooms: a.rooms, Sync: a.sync, Ephemeral: a.sync, Keys: a.keys, Presence: a.sync}, a.log)
 	e.GET("/metrics", echo.WrapHandler(a.metrics.handler()))
 	api.Register(e)
 
@@ -195,6 +215,9 @@ func (a *Appliance) closeAll() {
 	}
 	if a.fedLn != nil {
 		_ = a.fedLn.Close()
+	}
+	if a.keys != nil {
+		a.keys.Close() // its clean-up worker writes the store
 	}
 	if a.st != nil {
 		if err := a.st.Close(); err != nil {

@@ -22,11 +22,18 @@ type Config struct {
 	// PublicBaseURL is advertised in /.well-known/matrix/client; empty derives it from the request.
 	PublicBaseURL string `yaml:"public_base_url"`
 
+	// DefaultRoomVersion is the room version createRoom uses when the client names none.
+	DefaultRoomVersion string `yaml:"default_room_version"`
+
 	Registration Registration `yaml:"registration"`
 	Limits       Limits       `yaml:"limits"`
 	Log          Log          `yaml:"log"`
 	// AppServiceDir holds application-service registration YAML files.
 	AppServiceDir string `yaml:"appservice_dir"`
+	// Presence turns presence on (set/get, m.presence in /sync). Off by default: presence is a
+	// known memory and CPU sink on small boards. Off, PUT is accepted and ignored and GET
+	// answers offline.
+	Presence bool `yaml:"presence"`
 }
 
 // Registration controls who may create accounts.
@@ -37,6 +44,9 @@ type Registration struct {
 	SharedSecret string `yaml:"shared_secret"`
 	// MinPasswordLength applies to registration and password changes.
 	MinPasswordLength int `yaml:"min_password_length"`
+	// AccessTokenLifetime is how long an access token lasts when the client asked for a refresh
+	// token (login or register with refresh_token); 0 means 5 minutes. Other tokens never expire.
+	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
 }
 
 // Limits bound request sizes and rates.
@@ -64,6 +74,8 @@ func Default() Config {
 		ServerName: "localhost",
 		DataDir:    "./hearth-data",
 		Listen:     "127.0.0.1:8008",
+		// Version 12 is the current version and closes the state-resolution attacks of 2025.
+		DefaultRoomVersion: "12",
 		Registration: Registration{
 			MinPasswordLength: 8,
 		},

@@ -45,8 +45,11 @@ func (c Config) Validate() error {
 			bad("public_base_url: %w", err)
 		}
 	}
-	if c.Registration.MinPasswordLength < 1 {
-		bad("registration.min_password_length must be at least 1, got %d", c.Registration.MinPasswordLength)
+	if c.Registration.MinPasswordLength < 0 {
+		bad("registration.min_password_length must not be negative (0 means no minimum), got %d", c.Registration.MinPasswordLength)
+	}
+	if c.Registration.AccessTokenLifetime < 0 {
+		bad("registration.access_token_lifetime must not be negative, got %s", c.Registration.AccessTokenLifetime)
 	}
 	errs = append(errs, c.Limits.problems()...)
 	errs = append(errs, c.Log.problems()...)

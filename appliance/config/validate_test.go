@@ -25,7 +25,7 @@ func TestValidateEachProblem(t *testing.T) {
 		"cert without key": {func(c *Config) { c.TLSCert = "c.pem" }, "tls_cert and tls_key"},
 		"ca without key":   {func(c *Config) { c.TLSCAKey = "k.pem" }, "tls_ca and tls_ca_key"},
 		"base url":         {func(c *Config) { c.PublicBaseURL = "matrix.example" }, "public_base_url"},
-		"password length":  {func(c *Config) { c.Registration.MinPasswordLength = 0 }, "min_password_length"},
+		"password length":  {func(c *Config) { c.Registration.MinPasswordLength = -1 }, "min_password_length"},
 		"per second":       {func(c *Config) { c.Limits.PerSecond = 0 }, "limits.per_second"},
 		"burst":            {func(c *Config) { c.Limits.Burst = -1 }, "limits.burst"},
 		"body":             {func(c *Config) { c.Limits.MaxBodyBytes = 0 }, "limits.max_body_bytes"},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hearth-home/hearth/matrix/change"
 	"github.com/hearth-home/hearth/matrix/filter"
+	"github.com/hearth-home/hearth/matrix/ignore"
 	"github.com/hearth-home/hearth/matrix/merr"
 	"github.com/hearth-home/hearth/matrix/store"
 )
@@ -18,6 +19,11 @@ import (
 func (s *Service) PutAccountData(ctx context.Context, user id.UserID, room uint64, roomID, typ string, content json.RawMessage) error {
 	if typ == "m.fully_read" || typ == "m.push_rules" {
 		return merr.BadJSON("%s is managed by the server through its own API", typ)
+	}
+	if typ == ignore.EventType && room == 0 {
+		if err := ignore.Validate(user, content); err != nil {
+			return err
+		}
 	}
 	return s.putAccountData(user, room, roomID, typ, content)
 }

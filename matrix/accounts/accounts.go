@@ -38,6 +38,8 @@ type Service struct {
 
 	seenMu sync.Mutex
 	seen   map[string]time.Time // device last-seen updates, written lazily
+
+	tokenLifetime time.Duration // of refreshable access tokens; see SetAccessTokenLifetime
 }
 
 // New makes the accounts service.
@@ -198,7 +200,7 @@ func (s *Service) Login(ctx context.Context, localpart, deviceID, displayName st
 	err = s.st.Update(func(txn *store.Txn) error {
 		old, err := txn.Device(user, deviceID)
 		if err == nil {
-			if err := txn.DeleteToken(old.TokenHash); err != nil {
+			if err := deleteAccessToken(txn, old.TokenHash); err != nil {
 				return err
 			}
 			if displayName == "" {
@@ -225,11 +227,16 @@ func (s *Service) Login(ctx context.Context, localpart, deviceID, displayName st
 func (s *Service) Authenticate(ctx context.Context, token string) (*Session, error) {
 	th := hashToken(token)
 	var sess *Session
+	var revoke bool
 	err := s.st.View(func(txn *store.Txn) error {
 		rec, err := txn.Token(th)
 		if err != nil {
 			return err
 		}
+		if err := s.checkTokenExpiry(rec); err != nil {
+			return err
+		}
+		revoke = len(rec.PrevRefresh) > 0 // first use of a refreshed token (tokens.go)
 		lp, _, _ := id.UserID(rec.User).Parse()
 		u, err := txn.User(lp)
 		if err != nil {
@@ -246,6 +253,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Session, err
 	}
 	if err != nil {
 		return nil, err
+	}
+	if revoke {
+		s.revokePrevRefresh(th)
 	}
 	return sess, nil
 }
@@ -324,7 +334,7 @@ func (s *Service) DeleteDevices(ctx context.Context, user id.UserID, devices []s
 			if err != nil {
 				return err
 			}
-			if err := txn.DeleteToken(d.TokenHash); err != nil {
+			if err := deleteAccessToken(txn, d.TokenHash); err != nil {
 				return err
 			}
 			if err := txn.DeleteDevice(user.String(), dev); err != nil {

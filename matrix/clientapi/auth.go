@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/hearth-home/hearth/matrix/accounts"
 	"github.com/hearth-home/hearth/matrix/merr"
 )
 
@@ -48,7 +49,7 @@ func (a *API) routesSynapseAdmin(e *echo.Echo) {
 }
 
 func (a *API) loginFlows(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"flows": []map[string]string{{"type": stagePassword}}})
+	return c.JSON(http.StatusOK, map[string]any{"flows": []map[string]any{{"type": stagePassword}, loginTokenFlow}})
 }
 
 type loginRequest struct {
@@ -71,6 +72,9 @@ type loginResponse struct {
 	DeviceID    string         `json:"device_id,omitempty"`
 	HomeServer  string         `json:"home_server"`
 	WellKnown   map[string]any `json:"well_known,omitempty"`
+	// Only when the client asked for a refresh token (tokens.go).
+	RefreshToken string `json:"refresh_token,omitempty"`
+	ExpiresInMS  int64  `json:"expires_in_ms,omitempty"`
 }
 
 func (a *API) login(c echo.Context) error {
@@ -80,6 +84,8 @@ func (a *API) login(c echo.Context) error {
 	}
 	switch req.Type {
 	case stagePassword:
+	case stageLoginToken:
+		return a.loginWithToken(c, &req)
 	case "":
 		return merr.MissingParam("type is required")
 	default:
@@ -106,15 +112,7 @@ func (a *API) login(c echo.Context) error {
 	if _, err := a.accounts.CheckPassword(ctx, lp, req.Password); err != nil {
 		return err
 	}
-	tok, dev, err := a.accounts.Login(ctx, lp, req.DeviceID, req.InitialDeviceDisplayName)
-	if err != nil {
-		return err
-	}
-	resp := loginResponse{UserID: a.accounts.UserID(lp).String(), AccessToken: tok, DeviceID: dev, HomeServer: a.accounts.ServerName()}
-	if a.opts.PublicBaseURL != "" {
-		resp.WellKnown = map[string]any{"m.homeserver": map[string]string{"base_url": a.baseURL(c)}}
-	}
-	return c.JSON(http.StatusOK, resp)
+	return a.finishLogin(c, lp, accounts.LoginOpts{DeviceID: req.DeviceID, DisplayName: req.InitialDeviceDisplayName, Refresh: req.RefreshToken})
 }
 
 // checkDeviceParams bounds client-chosen device IDs and names.
@@ -209,18 +207,19 @@ func (a *API) register(c echo.Context) error {
 		return err
 	}
 	a.accounts.UIADone(res.session)
-	return a.registered(c, lp, req.DeviceID, req.InitialDeviceDisplayName, req.InhibitLogin)
+	return a.registered(c, lp, req.DeviceID, req.InitialDeviceDisplayName, req.InhibitLogin, req.RefreshToken)
 }
 
 // registered answers a successful registration, logging in unless inhibited.
-func (a *API) registered(c echo.Context, lp, deviceID, deviceName string, inhibitLogin bool) error {
+func (a *API) registered(c echo.Context, lp, deviceID, deviceName string, inhibitLogin, refresh bool) error {
 	resp := loginResponse{UserID: a.accounts.UserID(lp).String(), HomeServer: a.accounts.ServerName()}
 	if !inhibitLogin {
-		tok, dev, err := a.accounts.Login(c.Request().Context(), lp, deviceID, deviceName)
+		res, err := a.accounts.LoginSession(c.Request().Context(), lp, accounts.LoginOpts{DeviceID: deviceID, DisplayName: deviceName, Refresh: refresh})
 		if err != nil {
 			return err
 		}
-		resp.AccessToken, resp.DeviceID = tok, dev
+		resp.AccessToken, resp.DeviceID = res.AccessToken, res.DeviceID
+		resp.RefreshToken, resp.ExpiresInMS = res.RefreshToken, res.ExpiresIn.Milliseconds()
 	}
 	return c.JSON(http.StatusOK, resp)
 }
@@ -356,7 +355,7 @@ func (a *API) synapseRegister(c echo.Context) error {
 			return err
 		}
 	}
-	return a.registered(c, lp, "", "", false)
+	return a.registered(c, lp, "", "", false, false)
 }
 
 // takeSynapseNonce consumes a nonce handed out by synapseNonce.

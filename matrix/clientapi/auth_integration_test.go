@@ -254,7 +254,7 @@ func TestAuthLoginLogout(t *testing.T) {
 
 	status, body := srv.Raw(t, http.MethodGet, "/_matrix/client/v3/login", "", "")
 	acctExpect(t, "login flows", status, body, 200, "")
-	if acctJSON(body["flows"]) != `[{"type":"m.login.password"}]` {
+	if acctJSON(body["flows"]) != `[{"type":"m.login.password"},{"get_login_token":true,"type":"m.login.token"}]` {
 		t.Fatalf("flows %v", body)
 	}
 
@@ -365,7 +365,7 @@ func TestAuthDevices(t *testing.T) {
 	status, body = srv.Raw(t, http.MethodPost, "/_matrix/client/v3/delete_devices", cli.AccessToken, acctJSON(map[string]any{
 		"devices": []string{third.DeviceID.String()}, "auth": acctPasswordAuth(id.NewUserID("jack", srv.ServerName), "password-jack", ""),
 	}))
-	acctExpect(t, "someone else's password", status, body, 401, "M_FORBIDDEN")
+	acctExpect(t, "someone else's password", status, body, 403, "M_FORBIDDEN")
 
 	status, body = srv.Raw(t, http.MethodPost, "/_matrix/client/v3/delete_devices", cli.AccessToken, acctJSON(map[string]any{
 		"devices": []string{third.DeviceID.String(), "ALREADYGONE"}, "auth": acctPasswordAuth(cli.UserID, pw, ""),

@@ -46,9 +46,13 @@ func (a *API) postReceipt(c echo.Context) error {
 	sess := session(c)
 	typ := c.Param("receiptType")
 	var body struct {
-		ThreadID string `json:"thread_id"`
+		ThreadID any `json:"thread_id"`
 	}
 	if err := readJSON(c, &body); err != nil {
+		return err
+	}
+	threadID, err := threadIDParam(body.ThreadID) // relations.go
+	if err != nil {
 		return err
 	}
 	roomID := id.RoomID(c.Param("roomId"))
@@ -56,11 +60,11 @@ func (a *API) postReceipt(c echo.Context) error {
 	ctx := c.Request().Context()
 	switch typ {
 	case "m.read", "m.read.private":
-		if err := a.eph.PutReceipt(ctx, roomID, sess.User, typ, eventID, body.ThreadID); err != nil {
+		if err := a.eph.PutReceipt(ctx, roomID, sess.User, typ, eventID, threadID); err != nil {
 			return err
 		}
 	case "m.fully_read":
-		if body.ThreadID != "" {
+		if body.ThreadID != nil {
 			return merr.InvalidParam("m.fully_read does not take a thread_id")
 		}
 		if err := a.setFullyRead(c, roomID, eventID); err != nil {

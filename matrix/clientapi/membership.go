@@ -63,15 +63,29 @@ func (a *API) joinRoomByIDOrAlias(c echo.Context) error {
 }
 
 func (a *API) join(c echo.Context, roomID id.RoomID) error {
-	var body joinBody
-	if err := readJSON(c, &body); err != nil {
+	var raw map[string]json.RawMessage
+	if err := readJSON(c, &raw); err != nil {
 		return err
+	}
+	var body joinBody
+	if b, _ := json.Marshal(raw); json.Unmarshal(b, &body) != nil {
+		return merr.BadJSON("reason must be a string")
+	}
+	// Keys the client adds beyond the spec's go into the member event's content (Synapse and
+	// sytest behaviour clients rely on); the server's own keys are not overridable.
+	extra := map[string]json.RawMessage{}
+	for k, v := range raw {
+		switch k {
+		case "reason", "third_party_signed", "membership", "displayname", "avatar_url", "join_authorised_via_users_server":
+		default:
+			extra[k] = v
+		}
 	}
 	// third_party_signed needs an identity server's signature checked against a pending
 	// m.room.third_party_invite; such invites are never created here, so it cannot match and
 	// the join proceeds (or fails) on the join rules alone.
 	u := session(c).User
-	_, err := a.rooms.ChangeMembership(c.Request().Context(), roomID, rooms.MemberChange{Sender: u, Target: u, Membership: "join", Reason: deref(body.Reason)})
+	_, err := a.rooms.ChangeMembership(c.Request().Context(), roomID, rooms.MemberChange{Sender: u, Target: u, Membership: "join", Reason: deref(body.Reason), Extra: extra})
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func (a *API) routesMeta(e *echo.Echo, g *echo.Group) {
 func (a *API) versions(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{
 		"versions":          specVersions,
-		"unstable_features": map[string]bool{},
+		"unstable_features": map[string]bool{SlidingSyncFeature: true},
 	})
 }
 
@@ -43,11 +43,11 @@ func (a *API) capabilities(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{"capabilities": map[string]any{
 		"m.change_password": map[string]bool{"enabled": true},
-		"m.room_versions":   map[string]any{"default": string(events.DefaultVersion), "available": avail},
+		"m.room_versions":   map[string]any{"default": string(a.rooms.DefaultVersion()), "available": avail},
 		"m.set_displayname": map[string]bool{"enabled": true},
 		"m.set_avatar_url":  map[string]bool{"enabled": true},
 		"m.3pid_changes":    map[string]bool{"enabled": false},
-		"m.get_login_token": map[string]bool{"enabled": false},
+		"m.get_login_token": map[string]bool{"enabled": true},
 		"m.profile_fields":  map[string]any{"enabled": true, "allowed": []string{"displayname", "avatar_url"}},
 	}})
 }

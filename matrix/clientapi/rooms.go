@@ -298,9 +298,11 @@ func (a *API) roomMembers(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"chunk": out})
 }
 
+// roomMemberInfo is one joined member; both keys are always present (null when unset), as
+// clients and Complement expect.
 type roomMemberInfo struct {
-	DisplayName string `json:"display_name,omitempty"`
-	AvatarURL   string `json:"avatar_url,omitempty"`
+	DisplayName *string `json:"display_name"`
+	AvatarURL   *string `json:"avatar_url"`
 }
 
 func (a *API) roomJoinedMembers(c echo.Context) error {
@@ -330,9 +332,14 @@ func (a *API) roomJoinedMembers(c echo.Context) error {
 			AvatarURL   any `json:"avatar_url"`
 		}
 		_ = json.Unmarshal(e.Lite.Content, &p)
-		dn, _ := p.DisplayName.(string)
-		av, _ := p.AvatarURL.(string)
-		joined[*e.Lite.StateKey] = roomMemberInfo{DisplayName: dn, AvatarURL: av}
+		info := roomMemberInfo{}
+		if dn, ok := p.DisplayName.(string); ok {
+			info.DisplayName = &dn
+		}
+		if av, ok := p.AvatarURL.(string); ok {
+			info.AvatarURL = &av
+		}
+		joined[*e.Lite.StateKey] = info
 	}
 	return c.JSON(http.StatusOK, map[string]any{"joined": joined})
 }

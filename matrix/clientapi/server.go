@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/hearth-home/hearth/matrix/accounts"
+	"github.com/hearth-home/hearth/matrix/keys"
 	"github.com/hearth-home/hearth/matrix/rooms"
 )
 
@@ -54,6 +55,8 @@ type Deps struct {
 	Rooms     *rooms.Service
 	Sync      Syncer
 	Ephemeral Ephemeral
+	Presence  Presence // presence.go; nil answers as if presence were switched off
+	Keys      *keys.Service
 }
 
 // API holds the handlers' dependencies.
@@ -90,10 +93,22 @@ func (a *API) Register(e *echo.Echo) {
 	a.routesEvents(c)
 	a.routesDirectory(c)
 	a.routesSync(c)
+	a.routesSlidingSync(c)
 	a.routesAccountData(c)
 	a.routesEphemeral(c)
 	a.routesPushRules(c)
 	a.routesMisc(c)
+	a.routesUpgrade(c)
+	a.routesKnock(c)
+	a.routesTimestamp(c)
+	a.routesRoomSummary(c)
+	a.routesReports(e, c)
+	a.routesOpenID(c)
+	a.routesTokens(c)
+	a.routesUserDirectory(c)
+	a.routesRelations(c)
+	a.routesPresence(c)
+	a.routesKeys(c)
 }
 
 // versions lists every path prefix we serve: /r0 for old clients, /v3 and /v1 current.

@@ -153,7 +153,8 @@ func (a *API) uiaStage(c echo.Context, auth *authDict, spec uiaSpec, sid string,
 		}
 		uid := a.accounts.UserID(lp)
 		if spec.user != "" && uid != spec.user {
-			return merr.Forbidden("the identifier does not match the logged-in user"), nil
+			// Not a stage to retry: authenticating as someone else is refused outright (403).
+			return nil, merr.Forbidden("the identifier does not match the logged-in user")
 		}
 		if auth.Password == "" {
 			return nil, merr.MissingParam("auth.password is required for %s", stagePassword)

@@ -21,7 +21,9 @@ import (
 const MaxPDUSize = 65536
 
 // SupportedVersions are the room versions this server creates and joins locally.
-var supportedVersions = []id.RoomVersion{id.RoomV10, id.RoomV11, id.RoomV12}
+// Versions 1 and 2 are left out: their events carry server-chosen IDs and a different
+// prev_events shape, which no client needs for new rooms.
+var supportedVersions = []id.RoomVersion{id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6, id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12}
 
 // Supported reports whether a room version can be created here.
 func Supported(v id.RoomVersion) bool {

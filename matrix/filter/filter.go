@@ -58,7 +58,72 @@ func Parse(b []byte) (*Filter, error) {
 	if f.EventFormat != "" && f.EventFormat != "client" && f.EventFormat != "federation" {
 		return nil, merr.BadJSON("event_format must be client or federation")
 	}
+	if err := f.validate(); err != nil {
+		return nil, err
+	}
 	return &f, nil
+}
+
+// validate checks the identifiers a filter names: room lists hold room IDs, sender lists user
+// IDs (the spec's filter definition types them so).
+func (f *Filter) validate() error {
+	checkRooms := func(where string, ids []string) error {
+		for _, r := range ids {
+			if len(r) < 2 || r[0] != '!' {
+				return merr.BadJSON("%s: %q is not a room ID", where, r)
+			}
+		}
+		return nil
+	}
+	checkUsers := func(where string, ids []string) error {
+		for _, u := range ids {
+			if len(u) < 2 || u[0] != '@' || !strings.Contains(u, ":") {
+				return merr.BadJSON("%s: %q is not a user ID", where, u)
+			}
+		}
+		return nil
+	}
+	checkEvent := func(where string, e *EventFilter) error {
+		if e == nil {
+			return nil
+		}
+		if err := checkUsers(where+".senders", e.Senders); err != nil {
+			return err
+		}
+		return checkUsers(where+".not_senders", e.NotSenders)
+	}
+	checkRoomEvent := func(where string, e *RoomEventFilter) error {
+		if e == nil {
+			return nil
+		}
+		if err := checkEvent(where, &e.EventFilter); err != nil {
+			return err
+		}
+		if err := checkRooms(where+".rooms", e.Rooms); err != nil {
+			return err
+		}
+		return checkRooms(where+".not_rooms", e.NotRooms)
+	}
+	if err := checkEvent("presence", f.Presence); err != nil {
+		return err
+	}
+	if err := checkEvent("account_data", f.AccountData); err != nil {
+		return err
+	}
+	if r := f.Room; r != nil {
+		if err := checkRooms("room.rooms", r.Rooms); err != nil {
+			return err
+		}
+		if err := checkRooms("room.not_rooms", r.NotRooms); err != nil {
+			return err
+		}
+		for name, e := range map[string]*RoomEventFilter{"room.timeline": r.Timeline, "room.state": r.State, "room.ephemeral": r.Ephemeral, "room.account_data": r.AccountData} {
+			if err := checkRoomEvent(name, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ParseRoomEventFilter decodes the filter parameter of /messages and /context.

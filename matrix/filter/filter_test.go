@@ -66,3 +66,19 @@ func TestParseRejectsBadShapes(t *testing.T) {
 		t.Errorf("parsed filter lost fields: %+v", f.Room)
 	}
 }
+
+func TestParseRejectsBadIdentifiers(t *testing.T) {
+	for _, in := range []string{
+		`{"room":{"timeline":{"rooms":["not_a_room_id"]}}}`,
+		`{"room":{"not_rooms":["nope"]}}`,
+		`{"room":{"state":{"senders":["bob"]}}}`,
+		`{"presence":{"not_senders":["x"]}}`,
+	} {
+		if _, err := Parse([]byte(in)); err == nil {
+			t.Errorf("Parse(%s) accepted a bad identifier", in)
+		}
+	}
+	if _, err := Parse([]byte(`{"room":{"rooms":["!a:x"],"timeline":{"senders":["@b:x"]}}}`)); err != nil {
+		t.Errorf("valid identifiers rejected: %v", err)
+	}
+}

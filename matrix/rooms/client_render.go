@@ -27,16 +27,81 @@ func (s *Service) ClientEvents(ctx context.Context, who Requester, evs []*Event,
 		return out, nil
 	}
 	err := s.st.View(func(txn *store.Txn) error {
-		for _, e := range evs {
-			ce, err := clientEvent(txn, who, e, now)
-			if err != nil {
-				return err
-			}
-			out = append(out, ce)
-		}
-		return nil
+		var err error
+		out, err = RenderInTxn(txn, who, evs, now)
+		return err
 	})
 	return out, err
+}
+
+// RenderInTxn is ClientEvents inside a caller's read transaction (sync renders its whole
+// response in one).
+func RenderInTxn(txn *store.Txn, who Requester, evs []*Event, now int64) ([]*events.ClientEvent, error) {
+	out := make([]*events.ClientEvent, 0, len(evs))
+	agg, err := NewAggregator(txn, who, now) // bundled aggregations: relations_bundle.go
+	if err != nil {
+		return nil, err
+	}
+	mem := membershipAt{txn: txn, user: who.User.String(), cache: map[uint64]string{}}
+	for _, e := range evs {
+		ce, err := clientEvent(txn, who, e, now)
+		if err != nil {
+			return nil, err
+		}
+		if ce.Unsigned.Membership, err = mem.of(e); err != nil {
+			return nil, err
+		}
+		if err := agg.Bundle(e, ce); err != nil {
+			return nil, err
+		}
+		out = append(out, ce)
+	}
+	return out, nil
+}
+
+// membershipAt answers unsigned.membership (MSC4115, spec v1.11): the requesting user's
+// membership at the event, "leave" when they had none. Cached per state snapshot, which
+// consecutive events share.
+type membershipAt struct {
+	txn   *store.Txn
+	user  string
+	sk    uint64
+	ready bool
+	cache map[uint64]string
+}
+
+func (m *membershipAt) of(e *Event) (string, error) {
+	if e.Lite.Type == "m.room.member" && e.Lite.StateKey != nil && *e.Lite.StateKey == m.user {
+		return e.Lite.Membership(), nil
+	}
+	if !m.ready {
+		sk, err := m.txn.StateKeyNID("m.room.member", m.user, false)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+		m.sk, m.ready = sk, true
+	}
+	if v, ok := m.cache[e.Rec.Snapshot]; ok {
+		return v, nil
+	}
+	v := "leave"
+	if m.sk != 0 {
+		pos, err := snapshotLookup(m.txn, e.Rec.Snapshot, m.sk)
+		if err != nil {
+			return "", err
+		}
+		if pos != 0 {
+			rec, err := m.txn.Event(pos)
+			if err != nil {
+				return "", err
+			}
+			if l, err := events.ParseLite(rec.PDU); err == nil && l.Membership() != "" {
+				v = l.Membership()
+			}
+		}
+	}
+	m.cache[e.Rec.Snapshot] = v
+	return v, nil
 }
 
 // ClientEvent renders one event as ClientEvents does.

@@ -43,7 +43,7 @@ type CreateRequest struct {
 func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (id.RoomID, error) {
 	rv := req.RoomVersion
 	if rv == "" {
-		rv = events.DefaultVersion
+		rv = s.defVer
 	}
 	if !events.Supported(rv) {
 		return "", merr.UnsupportedRoomVersion("room version %q is not supported here", rv)

@@ -19,6 +19,7 @@ type MemberChange struct {
 	Membership string // join, invite, leave, ban, knock
 	Reason     string
 	IsDirect   bool
+	Extra      map[string]json.RawMessage // further content keys the client sent (join)
 }
 
 // ChangeMembership sends an m.room.member event for the change after the checks the auth
@@ -27,7 +28,11 @@ func (s *Service) ChangeMembership(ctx context.Context, roomID id.RoomID, m Memb
 	if _, _, err := m.Target.ParseAndValidateRelaxed(); err != nil {
 		return nil, merr.InvalidParam("invalid user ID %q", m.Target)
 	}
-	c := map[string]any{"membership": m.Membership}
+	c := map[string]any{}
+	for k, v := range m.Extra {
+		c[k] = v
+	}
+	c["membership"] = m.Membership
 	if m.Reason != "" {
 		c["reason"] = m.Reason
 	}

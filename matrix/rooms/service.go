@@ -31,7 +31,21 @@ type Service struct {
 	now    func() time.Time
 	locks  [64]sync.Mutex
 	prof   Profiles
+	defVer id.RoomVersion
 }
+
+// SetDefaultVersion sets the version createRoom uses when the client names none (config
+// default_room_version). Call before serving.
+func (s *Service) SetDefaultVersion(v id.RoomVersion) error {
+	if !events.Supported(v) {
+		return fmt.Errorf("default room version %q is not supported", v)
+	}
+	s.defVer = v
+	return nil
+}
+
+// DefaultVersion is the version new rooms get unless the client asks otherwise.
+func (s *Service) DefaultVersion() id.RoomVersion { return s.defVer }
 
 // Profiles supplies local users' display names and avatars for their member events.
 type Profiles interface {
@@ -41,7 +55,7 @@ type Profiles interface {
 // New makes the room service. Commits are announced through the store's stream sink; the
 // appliance connects that sink to the bus.
 func New(st *store.Store, signer events.Signer, prof Profiles, log *slog.Logger) *Service {
-	return &Service{st: st, signer: signer, server: signer.ServerName, log: log, now: time.Now, prof: prof}
+	return &Service{st: st, signer: signer, server: signer.ServerName, log: log, now: time.Now, prof: prof, defVer: events.DefaultVersion}
 }
 
 // ServerName is the local server name.
@@ -166,7 +180,7 @@ func (s *Service) appendEvent(txn *store.Txn, r *room, t events.Template, o Send
 	if err != nil {
 		return nil, err
 	}
-	if err := events.Authorize(rv, built.PDU, s.getEvents(txn)); err != nil {
+	if err := events.AuthorizeLocal(rv, built.PDU, s.getEvents(txn), s.signer); err != nil {
 		return nil, err
 	}
 	return s.store(txn, r, built, o)
@@ -225,6 +239,9 @@ func (s *Service) store(txn *store.Txn, r *room, b *events.Built, o SendOpts) (*
 		if err := s.applyRedaction(txn, r, b); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.indexRelations(txn, r, b, pos); err != nil { // relations.go
+		return nil, err
 	}
 	r.rec.Extremities = []string{b.ID.String()}
 	r.rec.Depth = b.PDU.Depth

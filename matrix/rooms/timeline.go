@@ -11,6 +11,7 @@ import (
 
 	"github.com/hearth-home/hearth/matrix/events"
 	"github.com/hearth-home/hearth/matrix/filter"
+	"github.com/hearth-home/hearth/matrix/ignore"
 	"github.com/hearth-home/hearth/matrix/merr"
 	"github.com/hearth-home/hearth/matrix/store"
 )
@@ -101,6 +102,10 @@ func (s *Service) Messages(ctx context.Context, req MessagesRequest) (*Page, err
 				return err
 			}
 		}
+		ign, err := ignore.Load(txn, req.User.String()) // ignored users' events are hidden
+		if err != nil {
+			return err
+		}
 		page.Start = Token(from)
 		last := from
 		scanned := 0
@@ -124,7 +129,7 @@ func (s *Service) Messages(ctx context.Context, req MessagesRequest) (*Page, err
 			if err != nil {
 				return false, err
 			}
-			if ok && req.Filter.Match(req.RoomID.String(), ev.Lite.Type, ev.Lite.Sender, ev.Lite.Content) {
+			if ok && !ign.Hides(ev.Lite.Sender, ev.Lite.StateKey != nil) && req.Filter.Match(req.RoomID.String(), ev.Lite.Type, ev.Lite.Sender, ev.Lite.Content) {
 				page.Events = append(page.Events, ev)
 			}
 			// Bound the work of one request even when a filter matches nothing.

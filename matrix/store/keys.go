@@ -124,3 +124,123 @@ func roomAliasPrefix(room uint64) []byte           { return key(pRoomAlias, be64
 func forgottenKey(user string, room uint64) []byte { return key(pForgotten, str0(user), be64(room)) }
 func seqKey(name string) []byte                    { return key(pSeq, []byte(name)) }
 func directoryKey(room uint64) []byte              { return key(pDirectory, be64(room)) }
+
+// E2EE prefixes (matrix/keys; records and accessors in e2ee.go). The range 0x30-0x3F is
+// reserved for them.
+const (
+	pDeviceKeys   byte = 0x30 // dk   | user_id 0x00 device_id                           -> DeviceKeysRecord
+	pOneTimeKey   byte = 0x31 // otk  | user_id 0x00 device_id 0x00 algorithm 0x00 <seq> key_id -> key object (queue in upload order)
+	pOTKIndex     byte = 0x32 // otki | user_id 0x00 device_id 0x00 algorithm 0x00 key_id -> <seq> (find a queued key by ID)
+	pOTKCount     byte = 0x33 // otkc | user_id 0x00 device_id                           -> OTKCountRecord (counts per algorithm, next seq)
+	pFallbackKey  byte = 0x34 // fbk  | user_id 0x00 device_id 0x00 algorithm            -> FallbackKeyRecord
+	pCrossSigning byte = 0x35 // xsk  | user_id 0x00 usage                               -> cross-signing key object
+	pKeySig       byte = 0x36 // ksig | user_id 0x00 key_id 0x00 signer_user 0x00 signer_key_id -> signature (uploaded via /keys/signatures/upload)
+	pDevListS     byte = 0x37 // dls  | <pos>                                            -> user_id (device-list change stream)
+	pDevListUser  byte = 0x38 // dlu  | user_id                                          -> <pos> of the user's one dls entry
+	pToDevice     byte = 0x39 // td   | user_id 0x00 device_id 0x00 <pos>                -> ToDeviceRecord (inbox in stream order)
+	pToDeviceTxn  byte = 0x3A // tdt  | user_id 0x00 device_id 0x00 event_type 0x00 txn_id -> empty (sendToDevice idempotency)
+	pBackupVer    byte = 0x3B // bkv  | user_id 0x00 <version>                           -> BackupVersionRecord
+	pBackupKey    byte = 0x3C // bkk  | user_id 0x00 <version> room_id 0x00 session_id   -> key backup data object
+	pBackupSeq    byte = 0x3D // bks  | user_id                                          -> <last backup version allocated>
+)
+
+func deviceKeysKey(user, device string) []byte { return key(pDeviceKeys, str0(user), []byte(device)) }
+func deviceKeysPrefix(user string) []byte      { return key(pDeviceKeys, str0(user)) }
+func oneTimeKeyKey(user, device, alg string, seq uint64, keyID string) []byte {
+	return key(pOneTimeKey, str0(user), str0(device), str0(alg), be64(seq), []byte(keyID))
+}
+func oneTimeKeyAlgPrefix(user, device, alg string) []byte {
+	return key(pOneTimeKey, str0(user), str0(device), str0(alg))
+}
+func oneTimeKeyDevPrefix(user, device string) []byte {
+	return key(pOneTimeKey, str0(user), str0(device))
+}
+func otkIndexKey(user, device, alg, keyID string) []byte {
+	return key(pOTKIndex, str0(user), str0(device), str0(alg), []byte(keyID))
+}
+func otkIndexDevPrefix(user, device string) []byte { return key(pOTKIndex, str0(user), str0(device)) }
+func otkCountKey(user, device string) []byte       { return key(pOTKCount, str0(user), []byte(device)) }
+func fallbackKeyKey(user, device, alg string) []byte {
+	return key(pFallbackKey, str0(user), str0(device), []byte(alg))
+}
+func fallbackKeyDevPrefix(user, device string) []byte {
+	return key(pFallbackKey, str0(user), str0(device))
+}
+func crossSigningKey(user, usage string) []byte { return key(pCrossSigning, str0(user), []byte(usage)) }
+func keySigKey(user, keyID, signer, signerKeyID string) []byte {
+	return key(pKeySig, str0(user), str0(keyID), str0(signer), []byte(signerKeyID))
+}
+func keySigPrefix(user, keyID string) []byte { return key(pKeySig, str0(user), str0(keyID)) }
+func devListStreamKey(pos uint64) []byte     { return key(pDevListS, be64(pos)) }
+func devListUserKey(user string) []byte      { return key(pDevListUser, []byte(user)) }
+func toDeviceKey(user, device string, pos uint64) []byte {
+	return key(pToDevice, str0(user), str0(device), be64(pos))
+}
+func toDevicePrefix(user, device string) []byte { return key(pToDevice, str0(user), str0(device)) }
+func toDeviceTxnKey(user, device, typ, txn string) []byte {
+	return key(pToDeviceTxn, str0(user), str0(device), str0(typ), []byte(txn))
+}
+func toDeviceTxnDevPrefix(user, device string) []byte {
+	return key(pToDeviceTxn, str0(user), str0(device))
+}
+func backupVersionKey(user string, ver uint64) []byte { return key(pBackupVer, str0(user), be64(ver)) }
+func backupVersionPrefix(user string) []byte          { return key(pBackupVer, str0(user)) }
+func backupKeyKey(user string, ver uint64, room, session string) []byte {
+	return key(pBackupKey, str0(user), be64(ver), str0(room), []byte(session))
+}
+func backupKeyPrefix(user string, ver uint64, room string) []byte {
+	if room == "" {
+		return key(pBackupKey, str0(user), be64(ver))
+	}
+	return key(pBackupKey, str0(user), be64(ver), str0(room))
+}
+func backupSeqKey(user string) []byte { return key(pBackupSeq, []byte(user)) }
+
+// Client-server extras (issue 3: reports, OpenID, login and refresh tokens; records and
+// accessors in extras.go). The range 0x48-0x4F is reserved for them.
+const (
+	pReport       byte = 0x48 // rep  | <report nid>                                   -> ReportRecord
+	pOpenID       byte = 0x49 // oid  | sha256(OpenID access token)                    -> ExpiringTokenRecord
+	pLoginToken   byte = 0x4A // ltok | sha256(m.login.token token)                    -> ExpiringTokenRecord
+	pRefreshToken byte = 0x4B // rft  | sha256(refresh token)                          -> RefreshTokenRecord
+)
+
+// seqReport numbers reports (kept under pSeq like the other NID sequences).
+const seqReport = "report"
+
+func reportKey(nid uint64) []byte        { return key(pReport, be64(nid)) }
+func openIDKey(hash []byte) []byte       { return key(pOpenID, hash) }
+func loginTokenKey(hash []byte) []byte   { return key(pLoginToken, hash) }
+func refreshTokenKey(hash []byte) []byte { return key(pRefreshToken, hash) }
+
+// Relations and threads (matrix/rooms/relations*.go; accessors in relations.go). The range
+// 0x40-0x47 is reserved for them.
+const (
+	pRelation    byte = 0x40 // rel  | <room nid> parent_event_id 0x00 rel_type 0x00 <child pos> -> event_type 0x00 sender
+	pRelationRev byte = 0x41 // relr | <child pos>                                       -> <room nid> parent 0x00 rel_type 0x00 event_type 0x00 sender
+	pThread      byte = 0x42 // thr  | <room nid> <latest pos> root_event_id               -> empty (threads by latest activity)
+	pThreadRoot  byte = 0x43 // thrr | <room nid> root_event_id                            -> ThreadRecord
+	pThreadUser  byte = 0x44 // thru | <room nid> root_event_id 0x00 user_id               -> <count of the user's events in the thread>
+)
+
+func relationKey(room uint64, parent, relType string, pos uint64) []byte {
+	return key(pRelation, be64(room), str0(parent), str0(relType), be64(pos))
+}
+func relationPrefix(room uint64, parent, relType string) []byte {
+	return key(pRelation, be64(room), str0(parent), str0(relType))
+}
+func relationParentPrefix(room uint64, parent string) []byte {
+	return key(pRelation, be64(room), str0(parent))
+}
+func relationRevKey(pos uint64) []byte { return key(pRelationRev, be64(pos)) }
+func threadListKey(room, latest uint64, root string) []byte {
+	return key(pThread, be64(room), be64(latest), []byte(root))
+}
+func threadListPrefix(room uint64) []byte           { return key(pThread, be64(room)) }
+func threadListPrefixAt(room, latest uint64) []byte { return key(pThread, be64(room), be64(latest)) }
+func threadRootKey(room uint64, root string) []byte {
+	return key(pThreadRoot, be64(room), []byte(root))
+}
+func threadUserKey(room uint64, root, user string) []byte {
+	return key(pThreadUser, be64(room), str0(root), []byte(user))
+}

@@ -68,6 +68,12 @@ type DeviceRecord struct {
 type TokenRecord struct {
 	User   string `json:"u"`
 	Device string `json:"d"`
+	// Refreshable tokens only (login or register with refresh_token): when the token expires
+	// (Unix ms), the refresh token issued with it, and the refresh token it replaced, which is
+	// revoked when this token is first used.
+	ExpiresMS   int64  `json:"x,omitempty"`
+	Refresh     []byte `json:"rf,omitempty"`
+	PrevRefresh []byte `json:"pr,omitempty"`
 }
 
 // AccountDataRecord is one account-data item (global when Room is 0).

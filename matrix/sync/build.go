@@ -7,9 +7,12 @@ import (
 	"slices"
 	"time"
 
+	"maunium.net/go/mautrix/id"
+
 	"github.com/hearth-home/hearth/matrix/accounts"
 	"github.com/hearth-home/hearth/matrix/events"
 	"github.com/hearth-home/hearth/matrix/filter"
+	"github.com/hearth-home/hearth/matrix/ignore"
 	"github.com/hearth-home/hearth/matrix/rooms"
 	"github.com/hearth-home/hearth/matrix/store"
 )
@@ -25,6 +28,8 @@ type pass struct {
 	s        *Service
 	txn      *store.Txn
 	user     string
+	device   string
+	err      error // first rendering error (see clientEvents)
 	initial  bool
 	full     bool
 	since    uint64
@@ -33,14 +38,16 @@ type pass struct {
 	f        *filter.Filter
 	now      int64
 	roomAD   map[uint64][]store.AccountDataChange
+	ignored  ignore.Set // the user's ignored users (relations.go)
 }
 
 func (s *Service) build(ctx context.Context, sess *accounts.Session, since *token, f *filter.Filter, fullState bool) (*Response, error) {
 	w := s.st.Stream().Watermark()
 	ts := s.typing.current()
+	ps := s.presenceSerial() // presence.go
 	resp := newResponse()
-	resp.NextBatch = token{pos: w, typing: ts}.String()
-	p := &pass{s: s, user: sess.User.String(), initial: since == nil, full: fullState, upto: w, f: f, now: time.Now().UnixMilli()}
+	resp.NextBatch = token{pos: w, typing: ts, presence: ps}.String()
+	p := &pass{s: s, user: sess.User.String(), device: sess.Device, initial: since == nil, full: fullState, upto: w, f: f, now: time.Now().UnixMilli()}
 	if since != nil {
 		p.since, p.sinceTyp = min(since.pos, w), since.typing
 		if p.sinceTyp > ts {
@@ -51,6 +58,9 @@ func (s *Service) build(ctx context.Context, sess *accounts.Session, since *toke
 		p.txn = txn
 		changes, err := txn.AccountDataSince(p.user, p.since, w)
 		if err != nil {
+			return err
+		}
+		if p.ignored, err = ignore.Load(txn, p.user); err != nil {
 			return err
 		}
 		p.roomAD = map[uint64][]store.AccountDataChange{}
@@ -74,12 +84,15 @@ func (s *Service) build(ctx context.Context, sess *accounts.Session, since *toke
 		if err != nil {
 			return err
 		}
+		if p.err != nil {
+			return p.err
+		}
 		for _, c := range s.contributors {
 			if err := c.Contribute(txn, sess, Window{Since: p.since, Upto: w, Initial: p.initial}, resp); err != nil {
 				return err
 			}
 		}
-		return nil
+		return s.addPresence(txn, p.user, since, ps, f, resp) // presence.go
 	})
 	if err != nil {
 		return nil, err
@@ -128,11 +141,18 @@ func (p *pass) room(resp *Response, m store.Membership) error {
 		return p.joined(resp, m, rec)
 	case "invite":
 		if p.initial || changed {
+			if hide, err := p.hidesInvite(m); err != nil || hide { // relations.go
+				return err
+			}
 			return p.invited(resp.Rooms.Invite, m, rec)
 		}
 	case "knock":
 		if p.initial || changed {
-			return p.invited(resp.Rooms.Knock, m, rec)
+			ir := map[string]*InvitedRoom{}
+			if err := p.invited(ir, m, rec); err != nil {
+				return err
+			}
+			resp.Rooms.Knock[rec.ID] = &KnockedRoom{KnockState: ir[rec.ID].InviteState}
 		}
 	case "leave", "ban":
 		include := (!p.initial && changed) || (p.initial && p.roomFilter() != nil && p.roomFilter().IncludeLeave)
@@ -171,7 +191,7 @@ func (p *pass) timeline(nid uint64, roomID string, lower, upper uint64, limit in
 		if err != nil {
 			return false, err
 		}
-		if ok && tf.Match(roomID, ev.Lite.Type, ev.Lite.Sender, ev.Lite.Content) {
+		if ok && !p.ignored.Hides(ev.Lite.Sender, ev.Lite.StateKey != nil) && tf.Match(roomID, ev.Lite.Type, ev.Lite.Sender, ev.Lite.Content) {
 			out = append(out, ev)
 		}
 		return true, nil
@@ -197,16 +217,12 @@ func (p *pass) stateAt(nid, pos uint64) (map[uint64]uint64, error) {
 	return rooms.SnapshotPositions(p.txn, snap)
 }
 
+// clientEvents renders events with the shared renderer (unsigned, aggregations, membership).
+// A rendering failure is kept in p.err and fails the whole sync at the end of build.
 func (p *pass) clientEvents(evs []*rooms.Event) []*events.ClientEvent {
-	out := make([]*events.ClientEvent, 0, len(evs))
-	for _, e := range evs {
-		ce := e.Client(p.now)
-		if e.Rec.TxnID != "" && e.Lite.Sender == p.user {
-			// The spec shows the transaction ID only to the device that sent the event;
-			// the session's device is not known here, so show it to the sender.
-			ce.Unsigned.TransactionID = e.Rec.TxnID
-		}
-		out = append(out, ce)
+	out, err := rooms.RenderInTxn(p.txn, rooms.Requester{User: id.UserID(p.user), Device: p.device}, evs, p.now)
+	if err != nil && p.err == nil {
+		p.err = err
 	}
 	return out
 }
@@ -307,6 +323,11 @@ func (p *pass) joined(resp *Response, m store.Membership, rec *store.RoomRecord)
 	}
 	if memberChange {
 		if err := p.summary(nid, roomID, &jr.Summary); err != nil {
+			return err
+		}
+	}
+	if tf := p.timelineFilter(); tf != nil && tf.UnreadThreadNotifications {
+		if jr.UnreadThread, err = p.unreadThreads(nid); err != nil { // relations.go
 			return err
 		}
 	}
@@ -426,6 +447,9 @@ func (p *pass) receipts(nid, lower uint64) (any, error) {
 		}
 		info := map[string]any{"ts": r.TS}
 		if r.Thread != "" {
+			if _, clash := byUser[r.User]; clash {
+				continue // an unthreaded receipt for the same event wins (MSC4102)
+			}
 			info["thread_id"] = r.Thread
 		}
 		byUser[r.User] = info

@@ -2,7 +2,12 @@
 // data), typing (in memory, it is ephemeral by nature), receipts, and the response builder that
 // reads the store up to the stream watermark.
 //
-// A sync token is "s<stream position>_<typing serial>". The typing serial is in-memory and
-// restarts at zero with the process; a token carrying a larger serial than the server has is
-// treated as "send all current typing".
+// A sync token is "s<stream position>_<typing serial>_<presence serial>". The typing and
+// presence serials are in-memory and restart at zero with the process; a token carrying a
+// larger serial than the server has is treated as "send all current typing" (or presence).
+// Tokens without the presence part (older servers) read it as 0.
+//
+// Simplified Sliding Sync (MSC4186, what Element X speaks) is in sliding*.go: lists, room
+// subscriptions and extensions over the same store reads, with per-connection state kept in
+// memory and bounded (sliding_conn.go); a "pos" names one response of one connection.
 package sync

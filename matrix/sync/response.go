@@ -16,7 +16,7 @@ type Response struct {
 	DeviceLists DeviceLists    `json:"device_lists"`
 	OTKCount    map[string]int `json:"device_one_time_keys_count"`
 	// FallbackKeys is device_unused_fallback_key_types; nil is omitted for servers without E2EE.
-	FallbackKeys []string `json:"device_unused_fallback_key_types,omitempty"`
+	FallbackKeys []string `json:"device_unused_fallback_key_types,omitzero"`
 }
 
 // Rooms groups rooms by the user's membership.
@@ -24,7 +24,7 @@ type Rooms struct {
 	Join   map[string]*JoinedRoom  `json:"join"`
 	Invite map[string]*InvitedRoom `json:"invite"`
 	Leave  map[string]*LeftRoom    `json:"leave"`
-	Knock  map[string]*InvitedRoom `json:"knock"`
+	Knock  map[string]*KnockedRoom `json:"knock"`
 }
 
 // EventList is {"events": [...]}.
@@ -71,6 +71,8 @@ type JoinedRoom struct {
 	Ephemeral   EventList `json:"ephemeral"`
 	AccountData EventList `json:"account_data"`
 	Unread      Unread    `json:"unread_notifications"`
+	// UnreadThread is unread_thread_notifications, keyed by thread root (relations.go).
+	UnreadThread map[string]Unread `json:"unread_thread_notifications,omitempty"`
 }
 
 // InvitedRoom is an invite (or a knock).
@@ -78,6 +80,13 @@ type InvitedRoom struct {
 	InviteState struct {
 		Events []events.StrippedState `json:"events"`
 	} `json:"invite_state"`
+}
+
+// KnockedRoom is a room the user knocked on: the same stripped state, under knock_state.
+type KnockedRoom struct {
+	KnockState struct {
+		Events []events.StrippedState `json:"events"`
+	} `json:"knock_state"`
 }
 
 // LeftRoom is a room the user left or was removed from.
@@ -89,7 +98,7 @@ type LeftRoom struct {
 
 func newResponse() *Response {
 	return &Response{
-		Rooms:       Rooms{Join: map[string]*JoinedRoom{}, Invite: map[string]*InvitedRoom{}, Leave: map[string]*LeftRoom{}, Knock: map[string]*InvitedRoom{}},
+		Rooms:       Rooms{Join: map[string]*JoinedRoom{}, Invite: map[string]*InvitedRoom{}, Leave: map[string]*LeftRoom{}, Knock: map[string]*KnockedRoom{}},
 		AccountData: EventList{Events: []any{}},
 		Presence:    EventList{Events: []any{}},
 		ToDevice:    EventList{Events: []any{}},
@@ -99,7 +108,8 @@ func newResponse() *Response {
 
 func (r *Response) empty() bool {
 	return len(r.Rooms.Join) == 0 && len(r.Rooms.Invite) == 0 && len(r.Rooms.Leave) == 0 && len(r.Rooms.Knock) == 0 &&
-		len(r.AccountData.Events) == 0 && len(r.ToDevice.Events) == 0 && len(r.DeviceLists.Changed) == 0 && len(r.DeviceLists.Left) == 0
+		len(r.AccountData.Events) == 0 && len(r.ToDevice.Events) == 0 && len(r.DeviceLists.Changed) == 0 && len(r.DeviceLists.Left) == 0 &&
+		len(r.Presence.Events) == 0
 }
 
 // accountDataEvent is {type, content}.

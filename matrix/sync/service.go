@@ -31,14 +31,20 @@ type Service struct {
 	typing   *typing
 	server   string
 	stop     chan struct{}
+	sliding  slidingRegistry // Simplified Sliding Sync connections (sliding_conn.go)
 
 	contributors []Contributor
+
+	presence *presenceTracker // nil while presence is switched off (presence.go)
 }
 
 // Window is the stream range one sync covers: (Since, Upto]; Initial when there is no since.
 type Window struct {
 	Since, Upto uint64
 	Initial     bool
+	// NoAck: Since is not a to-device token (sliding sync's e2ee extension without to_device),
+	// so to-device messages at or below it must not be acknowledged.
+	NoAck bool
 }
 
 // Contributor adds per-user, per-device sections to a sync response (to-device messages,
@@ -98,12 +104,13 @@ func (s *Service) expireTyping() {
 }
 
 type token struct {
-	pos    uint64
-	typing uint64
+	pos      uint64
+	typing   uint64
+	presence uint64 // presence serial (presence.go); tokens without it read as 0
 }
 
 func (t token) String() string {
-	return "s" + strconv.FormatUint(t.pos, 10) + "_" + strconv.FormatUint(t.typing, 10)
+	return "s" + strconv.FormatUint(t.pos, 10) + "_" + strconv.FormatUint(t.typing, 10) + "_" + strconv.FormatUint(t.presence, 10)
 }
 
 func parseToken(s string) (token, error) {
@@ -115,8 +122,10 @@ func parseToken(s string) (token, error) {
 	if err != nil {
 		return token{}, merr.InvalidParam("invalid since token")
 	}
+	b, c, _ := strings.Cut(b, "_")
 	ty, _ := strconv.ParseUint(b, 10, 64)
-	return token{pos: p, typing: ty}, nil
+	pr, _ := strconv.ParseUint(c, 10, 64)
+	return token{pos: p, typing: ty, presence: pr}, nil
 }
 
 // Sync implements clientapi.Syncer.
@@ -136,6 +145,11 @@ func (s *Service) Sync(ctx context.Context, sess *accounts.Session, q clientapi.
 			return nil, err
 		}
 	}
+	presenceDone, err := s.presenceSync(sess.User, q.SetPresence) // presence.go
+	if err != nil {
+		return nil, err
+	}
+	defer presenceDone()
 	deadline := time.Now().Add(q.Timeout)
 	for {
 		ch := s.n.channel(sess.User.String())
@@ -233,6 +247,9 @@ func (s *Service) PutReceipt(ctx context.Context, roomID id.RoomID, user id.User
 		}
 		if ev.Room != nid {
 			return merr.NotFound("event %s is not in this room", eventID)
+		}
+		if err := checkThreadID(txn, nid, threadID); err != nil { // relations.go
+			return err
 		}
 		pos, err := txn.AllocPos(store.KindReceipt)
 		if err != nil {

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// buildHearth builds the release binary the way `make build` does (static, stripped) into
+// cacheDir and returns its path.
+func buildHearth(ctx context.Context, repo, cacheDir string) (string, error) {
+	bin := filepath.Join(cacheDir, "hearth", "hearth")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	env := envWithout([]string{"CGO_ENABLED=", "GOFLAGS="}, "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
+	err := runCmd(ctx, repo, env, goTool(), "build", "-trimpath",
+		"-ldflags", "-s -w -X github.com/hearth-home/hearth/appliance.version=bench-"+gitCommit(repo, true),
+		"-o", bin, "./cmd/hearth")
+	return bin, err
+}
+
+// hearthTarget serves Hearth from bin. memLimit, when set, becomes GOMEMLIMIT.
+func hearthTarget(bin, memLimit string) *target {
+	name := "Hearth"
+	if memLimit != "" {
+		name = "Hearth (GOMEMLIMIT=" + memLimit + ")"
+	}
+	t := &target{
+		Name:    name,
+		Binary:  bin,
+		Version: "bench build",
+		prepare: func(string, string) error { return nil },
+		command: func(dataDir, addr, secret string) *exec.Cmd {
+			cmd := exec.Command(bin, "serve", "--data", dataDir, "--listen", addr, "--server-name", "localhost")
+			env := envWithout([]string{"HEARTH_", "GOMEMLIMIT=", "GOGC="},
+				"HEARTH_REGISTRATION_SHARED_SECRET="+secret,
+				"HEARTH_LIMITS_RATE_LIMIT=false",
+				"HEARTH_LOG_LEVEL=warn",
+			)
+			if memLimit != "" {
+				env = append(env, "GOMEMLIMIT="+memLimit)
+			}
+			cmd.Env = env
+			return cmd
+		},
+		storeDir: func(dataDir string) string { return dataDir },
+	}
+	if st, err := os.Stat(bin); err == nil {
+		t.BinarySize = st.Size()
+	}
+	return t
+}
+
+// gitCommit is `git rev-parse HEAD` of the repository (short when asked), with "+dirty" when
+// the work tree has changes.
+func gitCommit(repo string, short bool) string {
+	args := []string{"rev-parse", "HEAD"}
+	if short {
+		args = []string{"rev-parse", "--short", "HEAD"}
+	}
+	out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", repo, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
+		c += "+dirty"
+	}
+	return c
+}
+
+// goTool is the go command to build with: the one on PATH (GOTOOLCHAIN from the environment
+// selects the version, as in the Makefile).
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
+}
+
+// findRepo walks up from the working directory to the directory holding Hearth's go.mod.
+func findRepo() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/hearth-home/hearth") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("run hearth-bench inside the Hearth repository")
+		}
+		dir = parent
+	}
+}

@@ -1,0 +1,47 @@
+package clientapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hearth-home/hearth/matrix/merr"
+)
+
+// Jumping to a date (spec: room_event_by_timestamp.yaml; MSC3030's unstable path too).
+
+func (a *API) routesTimestamp(g *echo.Group) {
+	g.GET("/v1/rooms/:roomId/timestamp_to_event", a.timestampToEvent, a.auth)
+	g.GET("/unstable/org.matrix.msc3030/rooms/:roomId/timestamp_to_event", a.timestampToEvent, a.auth)
+}
+
+func (a *API) timestampToEvent(c echo.Context) error {
+	roomID, err := roomIDArg(c)
+	if err != nil {
+		return err
+	}
+	q := c.QueryParams()
+	if !q.Has("ts") {
+		return merr.MissingParam("ts is required")
+	}
+	ts, err := strconv.ParseInt(q.Get("ts"), 10, 64)
+	if err != nil || ts < 0 {
+		return merr.InvalidParam("ts must be a timestamp in milliseconds")
+	}
+	var forwards bool
+	switch dir := q.Get("dir"); dir {
+	case "f":
+		forwards = true
+	case "b":
+	case "":
+		return merr.MissingParam("dir is required")
+	default:
+		return merr.InvalidParam("dir must be f or b")
+	}
+	ev, err := a.rooms.EventAtTimestamp(c.Request().Context(), session(c).User, roomID, ts, forwards)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"event_id": ev.Rec.ID, "origin_server_ts": ev.Lite.OriginServerTS})
+}
