@@ -153,11 +153,11 @@ func (a *API) getMessages(c echo.Context) error {
 	}
 	req := rooms.MessagesRequest{User: session(c).User, RoomID: roomID, From: c.QueryParam("from"), To: c.QueryParam("to")}
 	switch dir := c.QueryParam("dir"); dir {
-	case "b":
+	case "b", "":
+		// dir is required by the spec; older clients omit it and mean backwards (as Synapse
+		// and sytest assume), so absence is read as "b" rather than refused.
 		req.Backwards = true
 	case "f":
-	case "":
-		return merr.MissingParam("missing required parameter dir")
 	default:
 		return merr.InvalidParam("dir must be b or f")
 	}

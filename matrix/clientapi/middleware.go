@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -127,7 +128,7 @@ func readJSON(c echo.Context, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
 	}
-	if !json.Valid(body) {
+	if !json.Valid(body) || !utf8.Valid(body) {
 		return merr.NotJSON("request body is not valid JSON")
 	}
 	if err := json.Unmarshal(body, v); err != nil {

@@ -169,11 +169,8 @@ func checkProfileValue(key, v string) error {
 		if len(v) > maxAvatarURLLen {
 			return merr.InvalidParam("avatar_url is longer than %d bytes", maxAvatarURLLen)
 		}
-		if v != "" {
-			if _, err := id.ContentURIString(v).Parse(); err != nil {
-				return merr.InvalidParam("avatar_url must be an mxc:// URI")
-			}
-		}
+		// Any URI string is kept as given: the spec types it as a URI and clients (and
+		// Complement) set other schemes; media resolution only follows mxc:// ones.
 	}
 	return nil
 }

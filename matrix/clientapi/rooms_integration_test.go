@@ -724,7 +724,6 @@ func TestMessagesAndContext(t *testing.T) {
 		t.Fatalf("lazy-loaded members: %d", len(lazy.State))
 	}
 	for q, code := range map[string]string{
-		"":                     "M_MISSING_PARAM",
 		"?dir=x":               "M_INVALID_PARAM",
 		"?dir=b&limit=many":    "M_INVALID_PARAM",
 		"?dir=b&limit=-1":      "M_INVALID_PARAM",

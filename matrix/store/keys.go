@@ -244,3 +244,31 @@ func threadRootKey(room uint64, root string) []byte {
 func threadUserKey(room uint64, root, user string) []byte {
 	return key(pThreadUser, be64(room), str0(root), []byte(user))
 }
+
+// Search, application services and admin (issue 6; accessors in search.go and appservice.go).
+// The range 0x60-0x6F is reserved for them.
+const (
+	pSearchPosting byte = 0x60 // sp  | token 0x00 <pos>                -> <room nid> field byte, term count byte (inverted index)
+	pSearchMeta    byte = 0x61 // sm  | name                            -> value (index high-water position)
+	pASState       byte = 0x62 // ass | appservice_id 0x00 name         -> value (transaction position, next txn ID)
+)
+
+func searchPostingKey(tok string, pos uint64) []byte { return key(pSearchPosting, str0(tok), be64(pos)) }
+func searchTokenPrefix(tok string, exact bool) []byte {
+	if exact {
+		return key(pSearchPosting, str0(tok))
+	}
+	return key(pSearchPosting, []byte(tok))
+}
+func searchMetaKey(name string) []byte         { return key(pSearchMeta, []byte(name)) }
+func asStateKey(appservice, name string) []byte { return key(pASState, str0(appservice), []byte(name)) }
+
+// Media (matrix/media; records and accessors in media.go). The range 0x50-0x57 is reserved.
+const (
+	pMedia     byte = 0x50 // med  | media_id                        -> MediaRecord (local media; the file is <data>/media/ab/cd/<sha256>)
+	pMediaUser byte = 0x51 // medu | user_id 0x00 media_id           -> empty (media by uploader)
+)
+
+func mediaKey(mediaID string) []byte           { return key(pMedia, []byte(mediaID)) }
+func mediaUserKey(user, mediaID string) []byte { return key(pMediaUser, str0(user), []byte(mediaID)) }
+func mediaUserPrefix(user string) []byte       { return key(pMediaUser, str0(user)) }

@@ -125,7 +125,9 @@ func (p *pass) room(resp *Response, m store.Membership) error {
 	if m.Pos > p.upto {
 		return nil // committed after our watermark; the next sync picks it up
 	}
-	if gone, err := p.txn.Forgotten(p.user, m.Room); err != nil || gone {
+	// A forgotten room is hidden, except for the leave that happened since the last sync
+	// (clients that forget right after leaving still learn of the leave).
+	if gone, err := p.txn.Forgotten(p.user, m.Room); err != nil || (gone && (p.initial || m.Pos <= p.since)) {
 		return err
 	}
 	rec, err := p.txn.Room(m.Room)
