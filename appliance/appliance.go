@@ -19,12 +19,16 @@ import (
 	"github.com/hearth-home/hearth/appliance/config"
 	"github.com/hearth-home/hearth/appliance/control"
 	"github.com/hearth-home/hearth/matrix/accounts"
+	hadmin "github.com/hearth-home/hearth/matrix/admin"
+	"github.com/hearth-home/hearth/matrix/appservice"
 	"github.com/hearth-home/hearth/matrix/change"
 	"github.com/hearth-home/hearth/matrix/clientapi"
 	"github.com/hearth-home/hearth/matrix/events"
 	"github.com/hearth-home/hearth/matrix/keys"
 	"github.com/hearth-home/hearth/matrix/keys/keysync"
+	"github.com/hearth-home/hearth/matrix/push"
 	"github.com/hearth-home/hearth/matrix/rooms"
+	"github.com/hearth-home/hearth/matrix/search"
 	"github.com/hearth-home/hearth/matrix/store"
 	"github.com/hearth-home/hearth/matrix/sync"
 	hearthtls "github.com/hearth-home/hearth/tls"
@@ -40,6 +44,9 @@ type Appliance struct {
 	rooms    *rooms.Service
 	sync     *sync.Service
 	keys     *keys.Service
+	search   *search.Service
+	appsvc   *appservice.Service
+	push     *push.Service
 	metrics  *metrics
 
 	clientLn net.Listener
@@ -103,16 +110,24 @@ func (a *Appliance) openDomain() error {
 	if err := a.rooms.BackfillRelations(); err != nil { // once per store: events older than the index
 		return err
 	}
+	a.push = push.New(st, a.accounts, a.cfg.ServerName, a.log)
+	a.push.Watch(a.bus) // before sync subscribes: a woken /sync finds the change queued for counting
 	a.sync, err = sync.New(st, a.rooms, a.accounts, a.bus, a.log)
 	if err != nil {
 		return err
 	}
+	a.sync.SetUnreadCounter(a.push)
 	if a.cfg.Presence {
 		a.sync.EnablePresence(a.bus)
 	}
 	a.keys = keys.New(st, a.cfg.ServerName, a.log)
 	a.keys.Watch(a.bus)
 	a.sync.AddContributor(keysync.New(a.keys))
+	a.search = search.New(st, a.log)
+	a.search.Watch(a.bus)
+	if err := a.openAppServices(); err != nil { // appservices.go
+		return err
+	}
 	return nil
 }
 
@@ -134,7 +149,7 @@ func (a *Appliance) buildHTTP() error {
 		MaxBodyBytes:      l.MaxBodyBytes,
 		SyncTimeoutMax:    l.SyncTimeoutMax,
 		Version:           Version(),
-	}, clientapi.Deps{Accounts: a.accounts, Rooms: a.rooms, Sync: a.sync, Ephemeral: a.sync, Keys: a.keys, Presence: a.sync}, a.log)
+	}, clientapi.Deps{Accounts: a.accounts, Rooms: a.rooms, Sync: a.sync, Ephemeral: a.sync, Keys: a.keys, Presence: a.sync, Search: a.search, Admin: hadmin.New(a.st, a.accounts, a.rooms), Media: a.newMedia(), Push: a.push, AppServices: a.appsvc}, a.log)
 	e.GET("/metrics", echo.WrapHandler(a.metrics.handler()))
 	api.Register(e)
 
@@ -218,6 +233,15 @@ func (a *Appliance) closeAll() {
 	}
 	if a.keys != nil {
 		a.keys.Close() // its clean-up worker writes the store
+	}
+	if a.search != nil {
+		a.search.Close() // its indexer writes the store
+	}
+	if a.appsvc != nil {
+		a.appsvc.Close() // its workers write the store
+	}
+	if a.push != nil {
+		a.push.Close() // its evaluator writes the store
 	}
 	if a.st != nil {
 		if err := a.st.Close(); err != nil {

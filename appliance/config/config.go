@@ -34,6 +34,8 @@ type Config struct {
 	// known memory and CPU sink on small boards. Off, PUT is accepted and ignored and GET
 	// answers offline.
 	Presence bool `yaml:"presence"`
+	// Media is the content repository (media.go).
+	Media Media `yaml:"media"`
 }
 
 // Registration controls who may create accounts.
@@ -86,6 +88,7 @@ func Default() Config {
 			MaxBodyBytes:   1 << 20,
 			SyncTimeoutMax: 5 * time.Minute,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Log:   Log{Level: "info", Format: "text"},
+		Media: DefaultMedia(),
 	}
 }

@@ -11,9 +11,36 @@ import (
 )
 
 // buildHearth builds the release binary the way `make build` does (static, stripped) into
-// cacheDir and returns its path.
-func buildHearth(ctx context.Context, repo, cacheDir string) (string, error) {
+// cacheDir and returns its path. With rev, it builds that commit (exported with git archive
+// into a temporary folder, so the work tree and other people's edits in it do not matter);
+// without, the work tree as it is.
+func buildHearth(ctx context.Context, repo, cacheDir, rev string) (string, error) {
 	bin := filepath.Join(cacheDir, "hearth", "hearth")
+	version := "bench-" + gitCommit(repo, true)
+	if rev != "" {
+		src, err := os.MkdirTemp("", "hearth-src-")
+		if err != nil {
+			return "", err
+		}
+		defer os.RemoveAll(src)
+		archive := exec.CommandContext(ctx, "git", "-C", repo, "archive", "--format=tar", rev)
+		untar := exec.CommandContext(ctx, "tar", "-x", "-C", src)
+		pipe, err := archive.StdoutPipe()
+		if err != nil {
+			return "", err
+		}
+		untar.Stdin = pipe
+		if err := untar.Start(); err != nil {
+			return "", err
+		}
+		if err := archive.Run(); err != nil {
+			return "", fmt.Errorf("git archive %s: %w", rev, err)
+		}
+		if err := untar.Wait(); err != nil {
+			return "", fmt.Errorf("untar %s: %w", rev, err)
+		}
+		repo, version = src, "bench-"+rev
+	}
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
 		return "", err
 	}
@@ -21,7 +48,7 @@ func buildHearth(ctx context.Context, repo, cacheDir string) (string, error) {
 	defer cancel()
 	env := envWithout([]string{"CGO_ENABLED=", "GOFLAGS="}, "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
 	err := runCmd(ctx, repo, env, goTool(), "build", "-trimpath",
-		"-ldflags", "-s -w -X github.com/hearth-home/hearth/appliance.version=bench-"+gitCommit(repo, true),
+		"-ldflags", "-s -w -X github.com/hearth-home/hearth/appliance.version="+version,
 		"-o", bin, "./cmd/hearth")
 	return bin, err
 }
@@ -56,6 +83,15 @@ func hearthTarget(bin, memLimit string) *target {
 		t.BinarySize = st.Size()
 	}
 	return t
+}
+
+// revCommit is `git rev-parse REV`.
+func revCommit(repo, rev string) string {
+	out, err := exec.Command("git", "-C", repo, "rev-parse", rev+"^{commit}").Output()
+	if err != nil {
+		return rev
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // gitCommit is `git rev-parse HEAD` of the repository (short when asked), with "+dirty" when

@@ -33,9 +33,9 @@ func numCPU() int { return runtime.NumCPU() }
 
 type options struct {
 	mode, out, cache, work, only string
-	soak, profile, keep          bool
+	soak, profile, keep, render  bool
 	soakCycles                   int
-	memLimit, hearthBin          string
+	memLimit, hearthBin, rev     string
 }
 
 func run() error {
@@ -51,10 +51,12 @@ func run() error {
 	flag.StringVar(&o.work, "work", "", "folder for the servers' data directories and logs (default CACHE/run; same disk as the floor)")
 	flag.StringVar(&o.only, "only", "hearth,hearth-memlimit,dendrite", "comma-separated targets to run: hearth, hearth-memlimit, dendrite")
 	flag.StringVar(&o.memLimit, "memlimit", "96MiB", "GOMEMLIMIT of the memory-budget run")
+	flag.StringVar(&o.rev, "rev", os.Getenv("BENCH_REV"), "build Hearth from this commit (git archive) instead of the work tree; default $BENCH_REV")
 	flag.StringVar(&o.hearthBin, "hearth-bin", "", "use this hearth binary instead of building one from the work tree")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directories after the run")
 	flag.BoolVar(&o.soak, "soak", false, "run the durability soak (SIGKILL cycles) instead of the benchmark")
 	flag.IntVar(&o.soakCycles, "cycles", 20, "soak: number of SIGKILL cycles")
+	flag.BoolVar(&o.render, "render", false, "only rewrite results.md and latency.png from OUT/results.json (after a change to the report)")
 	flag.BoolVar(&o.profile, "profile", false, "run the Hearth workload in-process and write CPU and heap profiles to WORK/profile")
 	flag.Parse()
 	if o.work == "" {
@@ -78,10 +80,17 @@ func run() error {
 	if o.profile {
 		return runProfile(ctx, p, o)
 	}
+	if o.render {
+		return rerender(repo, o.out)
+	}
 	hearthBin := o.hearthBin
 	if hearthBin == "" {
 		logf("building Hearth")
-		if hearthBin, err = buildHearth(ctx, repo, o.cache); err != nil {
+		if o.rev != "" {
+			o.rev = revCommit(repo, o.rev)
+			logf("building Hearth at %s", o.rev)
+		}
+		if hearthBin, err = buildHearth(ctx, repo, o.cache, o.rev); err != nil {
 			return err
 		}
 	}
@@ -100,10 +109,17 @@ func runBench(ctx context.Context, repo, hearthBin string, p params, o options) 
 	rep := &report{
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Commit:  gitCommit(repo, false),
+		Built:   "the work tree",
 		Machine: readMachine(),
 		Go:      runtime.Version(),
 		Params:  p,
 		Targets: map[string]*result{},
+	}
+	switch {
+	case o.hearthBin != "":
+		rep.Built = "the binary " + o.hearthBin
+	case o.rev != "":
+		rep.Commit, rep.Built = o.rev, "that commit (git archive), not the work tree"
 	}
 	var targets []*target
 	if want["hearth"] {

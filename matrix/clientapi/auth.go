@@ -141,6 +141,7 @@ func (a *API) logoutAll(c echo.Context) error {
 }
 
 type registerRequest struct {
+	Type                     string    `json:"type"` // m.login.application_service (appservice.go)
 	Auth                     *authDict `json:"auth"`
 	Username                 string    `json:"username"`
 	Password                 string    `json:"password"`
@@ -168,6 +169,9 @@ func (a *API) register(c echo.Context) error {
 	}
 	var req registerRequest
 	if err := readJSON(c, &req); err != nil {
+		return err
+	}
+	if done, err := a.appServiceRegister(c, &req); done || err != nil { // appservice.go
 		return err
 	}
 	ctx := c.Request().Context()

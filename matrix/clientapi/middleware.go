@@ -52,6 +52,9 @@ func (a *API) cors(next echo.HandlerFunc) echo.HandlerFunc {
 func (a *API) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
+		if strings.HasPrefix(r.URL.Path, "/_matrix/media/") { // uploads: media.max_upload_bytes (media.go)
+			return next(c)
+		}
 		if r.ContentLength > a.opts.MaxBodyBytes {
 			return merr.TooLarge("request body is larger than %d bytes", a.opts.MaxBodyBytes)
 		}
@@ -99,7 +102,10 @@ func (a *API) auth(next echo.HandlerFunc) echo.HandlerFunc {
 		if tok == "" {
 			return merr.MissingToken("missing access token")
 		}
-		sess, err := a.accounts.Authenticate(c.Request().Context(), tok)
+		sess, err := a.appServiceSession(c, tok) // appservice.go: nil, nil unless tok is an as_token
+		if sess == nil && err == nil {
+			sess, err = a.accounts.Authenticate(c.Request().Context(), tok)
+		}
 		if err != nil {
 			return err
 		}

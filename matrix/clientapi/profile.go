@@ -70,7 +70,7 @@ func (a *API) getProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	dn, av, err := a.accounts.Profile(c.Request().Context(), u)
+	dn, av, err := a.profileOrQueryAS(c.Request().Context(), u) // appservice.go
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,13 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/hearth-home/hearth/matrix/accounts"
+	"github.com/hearth-home/hearth/matrix/admin"
+	"github.com/hearth-home/hearth/matrix/appservice"
 	"github.com/hearth-home/hearth/matrix/keys"
+	"github.com/hearth-home/hearth/matrix/media"
+	"github.com/hearth-home/hearth/matrix/push"
 	"github.com/hearth-home/hearth/matrix/rooms"
+	"github.com/hearth-home/hearth/matrix/search"
 )
 
 // Syncer answers /sync (implemented by matrix/sync).
@@ -57,6 +62,12 @@ type Deps struct {
 	Ephemeral Ephemeral
 	Presence  Presence // presence.go; nil answers as if presence were switched off
 	Keys      *keys.Service
+	Media     *media.Service  // media.go; nil serves no media routes
+	Search    *search.Service // search.go; nil answers M_UNRECOGNIZED
+	Admin     *admin.Service  // admin.go; nil answers M_UNRECOGNIZED
+	Push      *push.Service   // pushrules.go; nil serves the default rules read-only
+
+	AppServices *appservice.Service // appservice.go; nil: no application services
 }
 
 // API holds the handlers' dependencies.
@@ -109,6 +120,10 @@ func (a *API) Register(e *echo.Echo) {
 	a.routesRelations(c)
 	a.routesPresence(c)
 	a.routesKeys(c)
+	a.routesMedia(e)
+	a.routesSearch(c)
+	a.routesAdmin(e)
+	a.routesAppService(c)
 }
 
 // versions lists every path prefix we serve: /r0 for old clients, /v3 and /v1 current.

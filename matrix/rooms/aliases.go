@@ -2,11 +2,13 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 
 	"maunium.net/go/mautrix/id"
 
+	"github.com/hearth-home/hearth/matrix/events"
 	"github.com/hearth-home/hearth/matrix/merr"
 	"github.com/hearth-home/hearth/matrix/store"
 )
@@ -63,7 +65,8 @@ func (s *Service) DeleteAlias(ctx context.Context, sender id.UserID, admin bool,
 	if err := s.checkAlias(alias); err != nil {
 		return err
 	}
-	return s.st.Update(func(txn *store.Txn) error {
+	var roomID string
+	err := s.st.Update(func(txn *store.Txn) error {
 		rec, err := txn.Alias(alias)
 		if errors.Is(err, store.ErrNotFound) {
 			return merr.NotFound("room alias %s not found", alias)
@@ -84,8 +87,56 @@ func (s *Service) DeleteAlias(ctx context.Context, sender id.UserID, admin bool,
 				return merr.Forbidden("you may not delete this alias")
 			}
 		}
+		roomID = rec.RoomID
 		return txn.DeleteAlias(alias, nid)
 	})
+	if err != nil {
+		return err
+	}
+	s.dropFromCanonicalAlias(ctx, sender, id.RoomID(roomID), alias)
+	return nil
+}
+
+// dropFromCanonicalAlias removes a deleted alias from the room's m.room.canonical_alias, so
+// the room stops advertising an alias that no longer resolves. It is sent as the deleting user
+// and skipped when they may not change that state: the alias itself is gone either way.
+func (s *Service) dropFromCanonicalAlias(ctx context.Context, sender id.UserID, roomID id.RoomID, alias string) {
+	cur, err := s.CurrentState(ctx, roomID, "m.room.canonical_alias", "")
+	if err != nil || cur == nil {
+		return
+	}
+	var c map[string]any
+	if json.Unmarshal(cur.Lite.Content, &c) != nil {
+		return
+	}
+	changed := false
+	if c["alias"] == alias {
+		delete(c, "alias")
+		changed = true
+	}
+	if alts, ok := c["alt_aliases"].([]any); ok {
+		kept := alts[:0]
+		for _, a := range alts {
+			if a != alias {
+				kept = append(kept, a)
+			}
+		}
+		if len(kept) != len(alts) {
+			changed = true
+			if len(kept) == 0 {
+				delete(c, "alt_aliases")
+			} else {
+				c["alt_aliases"] = kept
+			}
+		}
+	}
+	if !changed {
+		return
+	}
+	sk := ""
+	if _, err := s.Send(ctx, roomID, events.Template{Type: "m.room.canonical_alias", StateKey: &sk, Sender: sender, Content: content(c)}, SendOpts{}); err != nil {
+		s.log.Info("alias deleted; canonical alias left as it was", "room", roomID, "alias", alias, "err", err)
+	}
 }
 
 // Aliases lists the local aliases of a room.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -112,6 +113,21 @@ func (s *Service) Send(ctx context.Context, roomID id.RoomID, t events.Template,
 		if err != nil {
 			return err
 		}
+		if t.StateKey != nil && t.Type != "m.room.member" {
+			// Setting state to what it already is, by the same sender, changes nothing:
+			// answer with the current event rather than growing the room (clients retry
+			// state PUTs, and Synapse behaves so).
+			if cur, err := s.currentStateEvent(txn, nid, t.Type, *t.StateKey); err != nil {
+				return err
+			} else if cur != nil && sameState(cur, t) {
+				pos, err := txn.EventPos(cur.ID)
+				if err != nil {
+					return err
+				}
+				out = &Appended{EventID: id.EventID(cur.ID), Pos: pos}
+				return nil
+			}
+		}
 		a, err := s.appendEvent(txn, r, t, o)
 		if err != nil {
 			return err
@@ -120,6 +136,19 @@ func (s *Service) Send(ctx context.Context, roomID id.RoomID, t events.Template,
 		return txn.PutRoom(r.nid, r.rec)
 	})
 	return out, err
+}
+
+// sameState reports whether a stored state event has the template's sender and content.
+func sameState(cur *store.EventRecord, t events.Template) bool {
+	l, err := events.ParseLite(cur.PDU)
+	if err != nil || l.Sender != t.Sender.String() || cur.Flags&store.FlagRedacted != 0 {
+		return false
+	}
+	var a, b any
+	if json.Unmarshal(l.Content, &a) != nil || json.Unmarshal(t.Content, &b) != nil {
+		return false
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 // txnScope scopes a client transaction ID the way the spec does, by endpoint path: the room,

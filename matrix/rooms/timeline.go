@@ -79,6 +79,13 @@ func (s *Service) Messages(ctx context.Context, req MessagesRequest) (*Page, err
 		if err != nil {
 			return err
 		}
+		if viewer.current == "leave" || viewer.current == "ban" {
+			if gone, err := txn.Forgotten(req.User.String(), nid); err != nil {
+				return err
+			} else if gone {
+				return merr.Forbidden("you have forgotten this room")
+			}
+		}
 		if viewer.current == "" {
 			if ok, err := s.worldReadable(txn, nid); err != nil || !ok {
 				if err != nil {

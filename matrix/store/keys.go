@@ -253,22 +253,46 @@ const (
 	pASState       byte = 0x62 // ass | appservice_id 0x00 name         -> value (transaction position, next txn ID)
 )
 
-func searchPostingKey(tok string, pos uint64) []byte { return key(pSearchPosting, str0(tok), be64(pos)) }
+func searchPostingKey(tok string, pos uint64) []byte {
+	return key(pSearchPosting, str0(tok), be64(pos))
+}
 func searchTokenPrefix(tok string, exact bool) []byte {
 	if exact {
 		return key(pSearchPosting, str0(tok))
 	}
 	return key(pSearchPosting, []byte(tok))
 }
-func searchMetaKey(name string) []byte         { return key(pSearchMeta, []byte(name)) }
+func searchMetaKey(name string) []byte          { return key(pSearchMeta, []byte(name)) }
 func asStateKey(appservice, name string) []byte { return key(pASState, str0(appservice), []byte(name)) }
 
 // Media (matrix/media; records and accessors in media.go). The range 0x50-0x57 is reserved.
 const (
 	pMedia     byte = 0x50 // med  | media_id                        -> MediaRecord (local media; the file is <data>/media/ab/cd/<sha256>)
 	pMediaUser byte = 0x51 // medu | user_id 0x00 media_id           -> empty (media by uploader)
+	pMediaPend byte = 0x52 // medp | user_id 0x00 media_id           -> empty (IDs from /create still without content)
 )
+
+func mediaPendKey(user, mediaID string) []byte { return key(pMediaPend, str0(user), []byte(mediaID)) }
+func mediaPendPrefix(user string) []byte       { return key(pMediaPend, str0(user)) }
 
 func mediaKey(mediaID string) []byte           { return key(pMedia, []byte(mediaID)) }
 func mediaUserKey(user, mediaID string) []byte { return key(pMediaUser, str0(user), []byte(mediaID)) }
 func mediaUserPrefix(user string) []byte       { return key(pMediaUser, str0(user)) }
+
+// Push (matrix/push; records and accessors in push.go). The range 0x58-0x5F is reserved.
+const (
+	pPushRules byte = 0x58 // pr   | user_id                          -> the user's own rules and default overrides (JSON owned by matrix/push)
+	pPushCount byte = 0x59 // pc   | user_id 0x00 <room nid>          -> PushCountRecord (unread counts since the read receipt)
+	pPushNotif byte = 0x5A // pn   | user_id 0x00 <event pos>         -> NotificationRecord (/notifications, bounded per user)
+	pPusher    byte = 0x5B // psh  | user_id 0x00 app_id 0x00 pushkey -> pusher JSON (owned by matrix/push)
+)
+
+func pushRulesKey(user string) []byte              { return key(pPushRules, []byte(user)) }
+func pushCountKey(user string, room uint64) []byte { return key(pPushCount, str0(user), be64(room)) }
+func pushCountPrefix(user string) []byte           { return key(pPushCount, str0(user)) }
+func pushNotifKey(user string, pos uint64) []byte  { return key(pPushNotif, str0(user), be64(pos)) }
+func pushNotifPrefix(user string) []byte           { return key(pPushNotif, str0(user)) }
+func pusherKey(user, appID, pushkey string) []byte {
+	return key(pPusher, str0(user), str0(appID), []byte(pushkey))
+}
+func pusherPrefix(user string) []byte { return key(pPusher, str0(user)) }

@@ -25,20 +25,23 @@ var strippedTypes = []string{"m.room.create", "m.room.join_rules", "m.room.name"
 
 // pass carries one build's inputs.
 type pass struct {
-	s        *Service
-	txn      *store.Txn
-	user     string
-	device   string
-	err      error // first rendering error (see clientEvents)
-	initial  bool
-	full     bool
-	since    uint64
-	sinceTyp uint64
-	upto     uint64
-	f        *filter.Filter
-	now      int64
-	roomAD   map[uint64][]store.AccountDataChange
-	ignored  ignore.Set // the user's ignored users (relations.go)
+	s      *Service
+	txn    *store.Txn
+	user   string
+	device string
+	err    error // first rendering error (see clientEvents)
+	// newlyVisible are users who came to share a room with the syncing user in this window;
+	// their current presence is sent even if it did not change.
+	newlyVisible map[string]bool
+	initial      bool
+	full         bool
+	since        uint64
+	sinceTyp     uint64
+	upto         uint64
+	f            *filter.Filter
+	now          int64
+	roomAD       map[uint64][]store.AccountDataChange
+	ignored      ignore.Set // the user's ignored users (relations.go)
 }
 
 func (s *Service) build(ctx context.Context, sess *accounts.Session, since *token, f *filter.Filter, fullState bool) (*Response, error) {
@@ -92,7 +95,7 @@ func (s *Service) build(ctx context.Context, sess *accounts.Session, since *toke
 				return err
 			}
 		}
-		return s.addPresence(txn, p.user, since, ps, f, resp) // presence.go
+		return s.addPresence(txn, p.user, since, ps, f, resp, p.newlyVisible) // presence.go
 	})
 	if err != nil {
 		return nil, err
@@ -175,12 +178,16 @@ func (p *pass) timeline(nid uint64, roomID string, lower, upper uint64, limit in
 	tf := p.timelineFilter()
 	var out []*rooms.Event
 	limited := false
-	scanned := 0
+	// The limit counts the visible events of the window before the filter's type and sender
+	// clauses (as Synapse does): the timeline then always ends at a point prev_batch can
+	// resume from, and a filter that hides most events cannot make one sync scan a whole
+	// room's history.
+	taken, scanned := 0, 0
 	err = p.txn.Timeline(nid, upper+1, true, func(pos uint64) (bool, error) {
 		if pos <= lower {
 			return false, nil
 		}
-		if len(out) >= limit || scanned > limit*50 {
+		if taken >= limit || scanned > limit*50 {
 			limited = true
 			return false, nil
 		}
@@ -190,10 +197,11 @@ func (p *pass) timeline(nid uint64, roomID string, lower, upper uint64, limit in
 			return false, err
 		}
 		ok, err := viewer.CanSee(ev)
-		if err != nil {
-			return false, err
+		if err != nil || !ok {
+			return err == nil, err
 		}
-		if ok && !p.ignored.Hides(ev.Lite.Sender, ev.Lite.StateKey != nil) && tf.Match(roomID, ev.Lite.Type, ev.Lite.Sender, ev.Lite.Content) {
+		taken++
+		if !p.ignored.Hides(ev.Lite.Sender, ev.Lite.StateKey != nil) && tf.Match(roomID, ev.Lite.Type, ev.Lite.Sender, ev.Lite.Content) {
 			out = append(out, ev)
 		}
 		return true, nil
@@ -316,6 +324,9 @@ func (p *pass) joined(resp *Response, m store.Membership, rec *store.RoomRecord)
 			jr.AccountData.Events = append(jr.AccountData.Events, accountDataEvent{Type: c.Type, Content: rec.Content})
 		}
 	}
+	if !p.initial {
+		p.noteNewlyVisible(newJoin, state, tl)
+	}
 	memberChange := newJoin
 	for _, e := range append(tl, state...) {
 		if e.Lite.Type == "m.room.member" {
@@ -328,6 +339,7 @@ func (p *pass) joined(resp *Response, m store.Membership, rec *store.RoomRecord)
 			return err
 		}
 	}
+	p.unreadCounts(nid, jr) // unread.go
 	if tf := p.timelineFilter(); tf != nil && tf.UnreadThreadNotifications {
 		if jr.UnreadThread, err = p.unreadThreads(nid); err != nil { // relations.go
 			return err
@@ -337,6 +349,27 @@ func (p *pass) joined(resp *Response, m store.Membership, rec *store.RoomRecord)
 		resp.Rooms.Join[roomID] = jr
 	}
 	return nil
+}
+
+// noteNewlyVisible records the members a room brought into view: everyone, when the user has
+// just joined it, otherwise those whose join is in the timeline.
+func (p *pass) noteNewlyVisible(newJoin bool, state, tl []*rooms.Event) {
+	add := func(e *rooms.Event) {
+		if e.Lite.Type == "m.room.member" && e.Lite.StateKey != nil && *e.Lite.StateKey != p.user && e.Lite.Membership() == "join" {
+			if p.newlyVisible == nil {
+				p.newlyVisible = map[string]bool{}
+			}
+			p.newlyVisible[*e.Lite.StateKey] = true
+		}
+	}
+	if newJoin {
+		for _, e := range state {
+			add(e)
+		}
+	}
+	for _, e := range tl {
+		add(e)
+	}
 }
 
 // previousMembership is the user's membership just before the event at pos.
@@ -537,6 +570,27 @@ func (p *pass) left(resp *Response, m store.Membership, rec *store.RoomRecord) e
 	}
 	lr := &LeftRoom{State: StateList{Events: []*events.ClientEvent{}}, AccountData: EventList{Events: []any{}}}
 	lr.Timeline = Timeline{Events: p.clientEvents(tl), Limited: limited}
+	if len(tl) == 0 {
+		// An empty timeline (limit 0): the state section carries the room as the user left
+		// it, leave event included.
+		ev, err := rooms.LoadEvent(p.txn, m.Pos, rec.ID)
+		if err != nil {
+			return err
+		}
+		sm, err := rooms.StateMap(p.txn, ev.Rec.After, rec.ID)
+		if err != nil {
+			return err
+		}
+		var st []*rooms.Event
+		for _, e := range sm {
+			st = append(st, e)
+		}
+		if st, err = p.filterState(m.Room, rec.ID, st, nil, true); err != nil {
+			return err
+		}
+		lr.State.Events = p.clientEvents(st)
+		lr.Timeline.PrevBatch = rooms.Token(m.Pos)
+	}
 	if len(tl) > 0 {
 		lr.Timeline.PrevBatch = rooms.Token(tl[0].Pos - 1)
 		if p.initial || limited {

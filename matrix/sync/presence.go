@@ -418,7 +418,7 @@ func (s *Service) presenceSerial() uint64 {
 
 // addPresence puts into resp the m.presence events of users sharing a room with user whose
 // presence changed in (since, upto] (every tracked one on an initial sync).
-func (s *Service) addPresence(txn *store.Txn, user string, since *token, upto uint64, f *filter.Filter, resp *Response) error {
+func (s *Service) addPresence(txn *store.Txn, user string, since *token, upto uint64, f *filter.Filter, resp *Response, newlyVisible map[string]bool) error {
 	if s.presence == nil {
 		return nil
 	}
@@ -427,6 +427,15 @@ func (s *Service) addPresence(txn *store.Txn, user string, since *token, upto ui
 		from = since.presence // a larger serial is from before a restart: send everything
 	}
 	changed := s.presence.changedSince(from, upto)
+	// Users who just came into view get their current presence even if it is old news.
+	for u := range newlyVisible {
+		if slices.ContainsFunc(changed, func(v presenceView) bool { return v.user == u }) {
+			continue
+		}
+		if e, ok := s.presence.get(u); ok {
+			changed = append(changed, presenceView{user: u, presenceEntry: e})
+		}
+	}
 	if len(changed) == 0 {
 		return nil
 	}

@@ -36,6 +36,7 @@ type Service struct {
 	contributors []Contributor
 
 	presence *presenceTracker // nil while presence is switched off (presence.go)
+	unread   UnreadCounter    // unread_notifications (unread.go); nil = zero counts
 }
 
 // Window is the stream range one sync covers: (Since, Upto]; Initial when there is no since.

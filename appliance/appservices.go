@@ -1,0 +1,22 @@
+package appliance
+
+import (
+	"github.com/hearth-home/hearth/matrix/appservice"
+)
+
+// openAppServices loads the application-service registrations from the config's
+// appservice_dir and starts their transaction workers.
+func (a *Appliance) openAppServices() error {
+	list, err := appservice.LoadDir(a.cfg.AppServiceDir, a.cfg.ServerName)
+	if err != nil {
+		return err
+	}
+	if a.appsvc, err = appservice.New(a.st, a.accounts, list, a.log); err != nil {
+		return err
+	}
+	a.appsvc.Watch(a.bus)
+	if len(list) > 0 {
+		a.log.Info("application services loaded", "count", len(list))
+	}
+	return nil
+}

@@ -1,0 +1,19 @@
+// Package media is the content repository: uploads (direct and asynchronous via
+// /_matrix/media/v1/create), downloads, thumbnails and URL previews.
+//
+// Files are stored content-addressed on disk under <data_dir>/media/ab/cd/<sha256> (the first
+// two byte pairs of the hex hash as directories), so identical uploads share one file. What a
+// media ID means (hash, content type, filename, size, uploader, times) is a store.MediaRecord in
+// Badger. Thumbnails are generated with golang.org/x/image for JPEG, PNG, GIF (first frame) and
+// WebP sources, snapped to a fixed set of sizes (as Synapse does, so that disk use per media is
+// bounded) and cached under <data_dir>/media/thumbnails/ab/cd/<sha256>-<w>x<h>-<method>.
+//
+// URL previews fetch the page through an HTTP client whose dialer refuses loopback, private,
+// link-local and other non-public addresses (checked on the resolved address of every
+// connection, so redirects and DNS rebinding are covered) unless the configuration allows them.
+//
+// Remote media (another server's mxc:// URIs) answers M_NOT_FOUND until federation lands.
+//
+// The package knows nothing about HTTP serving; matrix/clientapi/media.go maps requests to it and
+// uses the helpers in serving.go for the safe-serving headers.
+package media
