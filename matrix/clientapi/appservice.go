@@ -140,3 +140,19 @@ func (a *API) profileOrQueryAS(ctx context.Context, u id.UserID) (string, string
 	}
 	return dn, av, err
 }
+
+// appServiceAliasCheck refuses an alias inside an application service's exclusive alias
+// namespace to anyone but that service (M_EXCLUSIVE).
+func (a *API) appServiceAliasCheck(c echo.Context, alias string) error {
+	if a.deps.AppServices == nil {
+		return nil
+	}
+	owner := a.deps.AppServices.ExclusiveAlias(alias)
+	if owner == nil {
+		return nil
+	}
+	if asID, _ := c.Get(appServiceKey).(string); asID == owner.ID() {
+		return nil
+	}
+	return merr.Exclusive("this alias is reserved by an application service")
+}

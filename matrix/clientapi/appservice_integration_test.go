@@ -188,6 +188,12 @@ func TestAppServices(t *testing.T) {
 	cs3R(alice.SendText(cs3Ctx, other, "private")).must(t)
 	ta.waitBodies(t, "one", "two", "three")
 
+	// Exclusive aliases: only the service may claim them.
+	aliasPath := "/_matrix/client/v3/directory/room/" + cs3Esc("#bridge_room:"+serverName)
+	cs3Do(t, s, http.MethodPut, aliasPath, alice.AccessToken, map[string]any{"room_id": room.RoomID}).want(t, 400, "M_EXCLUSIVE")
+	cs3Do(t, s, http.MethodPut, aliasPath+"?user_id="+cs3Esc(ghost.UserID.String()), "as-secret-token", map[string]any{"room_id": room.RoomID}).ok(t)
+	cs3Do(t, s, http.MethodPut, "/_matrix/client/v3/directory/room/"+cs3Esc("#free:"+serverName), alice.AccessToken, map[string]any{"room_id": room.RoomID}).ok(t)
+
 	// Failures are retried with the same transaction ID, and nothing is reordered.
 	ta.mu.Lock()
 	before := len(ta.txnIDs)

@@ -82,6 +82,9 @@ func (a *API) putRoomAlias(c echo.Context) error {
 			return merr.Forbidden("you are not in this room")
 		}
 	}
+	if err := a.appServiceAliasCheck(c, alias); err != nil { // appservice.go
+		return err
+	}
 	if err := a.rooms.CreateAlias(ctx, sess.User, alias, roomID); err != nil {
 		return err
 	}
