@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hearth-home/hearth/appliance/bus"
@@ -34,7 +35,12 @@ type Service struct {
 	sub  *bus.Sub[change.Change]
 	b    *bus.Bus[change.Change]
 	once sync.Once
+	hw   atomic.Uint64 // the indexed high-water position, once known
 }
+
+// syncLag is how far behind the index may be for a search to wait for it; beyond that (a
+// first start over a big store) searches answer from what is indexed so far.
+const syncLag = 20_000
 
 // New makes the service; Watch starts the background indexer.
 func New(st *store.Store, log *slog.Logger) *Service {
@@ -131,8 +137,18 @@ func (s *Service) CatchUp() error {
 			return err
 		}
 		hw = next
+		s.hw.Store(hw)
 	}
+	s.hw.Store(hw)
 	return nil
+}
+
+// catchUpForSearch brings the index up to date unless it is far behind.
+func (s *Service) catchUpForSearch() error {
+	if hw := s.hw.Load(); hw != 0 && s.st.Stream().Watermark()-hw > syncLag {
+		return nil
+	}
+	return s.CatchUp()
 }
 
 // postingsOf extracts the searchable text of one event.

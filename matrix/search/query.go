@@ -165,7 +165,7 @@ func (s *Service) Search(ctx context.Context, who rooms.Requester, q *RoomEvents
 			return nil, err
 		}
 	}
-	if err := s.CatchUp(); err != nil {
+	if err := s.catchUpForSearch(); err != nil {
 		return nil, err
 	}
 	if maxPos == 0 {
