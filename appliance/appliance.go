@@ -27,6 +27,7 @@ import (
 	"github.com/hearth-home/hearth/matrix/keys"
 	"github.com/hearth-home/hearth/matrix/keys/keysync"
 	"github.com/hearth-home/hearth/matrix/push"
+	"github.com/hearth-home/hearth/matrix/push/pushsync"
 	"github.com/hearth-home/hearth/matrix/rooms"
 	"github.com/hearth-home/hearth/matrix/search"
 	"github.com/hearth-home/hearth/matrix/store"
@@ -116,6 +117,7 @@ func (a *Appliance) openDomain() error {
 	if err != nil {
 		return err
 	}
+	a.sync.AddContributor(pushsync.New(a.push))
 	a.sync.SetUnreadCounter(a.push)
 	if a.cfg.Presence {
 		a.sync.EnablePresence(a.bus)

@@ -215,7 +215,7 @@ func (a *API) setPusher(c echo.Context) error {
 	if err := readJSON(c, &body); err != nil {
 		return err
 	}
-	if err := ps.SetPusher(c.Request().Context(), session(c).User, body); err != nil {
+	if err := ps.SetPusher(c.Request().Context(), session(c).User, session(c).Device, body); err != nil {
 		return err
 	}
 	return noContent(c)

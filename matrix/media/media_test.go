@@ -33,7 +33,7 @@ func TestServeTypeAndDisposition(t *testing.T) {
 		"text/plain; charset=iso-8859-1": "text/plain; charset=iso-8859-1",
 		"text/html":                      "application/octet-stream", "image/svg+xml": "application/octet-stream",
 		"application/javascript": "application/octet-stream", "": "application/octet-stream",
-		"garbage;;": "application/octet-stream",
+		"garbage;;": "application/octet-stream", "img/png": "img/png", "application/pdf": "application/pdf",
 	} {
 		if got, _ := ServeType(in); got != want {
 			t.Errorf("ServeType(%q) = %q, want %q", in, got, want)

@@ -11,7 +11,7 @@ import (
 const ContentSecurityPolicy = "sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';"
 
 // inlineTypes are the media types served inline (the spec's "serving inline content" list).
-// Everything else is served as an attachment of type application/octet-stream.
+// Everything else is served as an attachment (see ServeType).
 var inlineTypes = map[string]bool{
 	"text/css": true, "text/plain": true, "text/csv": true,
 	"application/json": true, "application/ld+json": true,
@@ -23,12 +23,24 @@ var inlineTypes = map[string]bool{
 	"audio/flac": true, "audio/x-flac": true,
 }
 
+// activeTypes are documents a browser would execute or render with scripts; they are never
+// served under their own type, even as attachments.
+func activeType(mt string) bool {
+	return strings.Contains(mt, "html") || strings.Contains(mt, "xml") || strings.Contains(mt, "javascript") ||
+		strings.Contains(mt, "ecmascript") || mt == "image/svg+xml"
+}
+
 // ServeType returns the Content-Type to send for a stored one, and whether it may be shown
-// inline. Types outside the safe list become application/octet-stream.
+// inline. Safe types are inline; other types keep their stored type but are attachments
+// (clients rely on getting back the type they uploaded); active document types and
+// unparsable ones become application/octet-stream.
 func ServeType(stored string) (string, bool) {
 	mt, params, err := mime.ParseMediaType(stored)
-	if err != nil || !inlineTypes[mt] {
+	if err != nil || activeType(mt) {
 		return "application/octet-stream", false
+	}
+	if !inlineTypes[mt] {
+		return mt, false
 	}
 	if strings.HasPrefix(mt, "text/") {
 		cs := params["charset"]

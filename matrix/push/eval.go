@@ -50,6 +50,11 @@ func (s *Service) run(sub *bus.Sub[change.Change]) {
 					s.log.Warn("push: receipt", "err", err)
 				}
 			}
+			if c.Kind == change.Devices {
+				if err := s.dropOrphanPushers(c.User); err != nil {
+					s.log.Warn("push: drop pushers of removed devices", "err", err)
+				}
+			}
 		case <-s.kick:
 		}
 		if sub.Lagged() {

@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"time"
 
@@ -30,11 +31,12 @@ type Pusher struct {
 // storedPusher is a pusher as kept in the store.
 type storedPusher struct {
 	Pusher
-	TS int64 `json:"pushkey_ts"` // when it was set, in seconds (the gateway's pushkey_ts)
+	TS     int64  `json:"pushkey_ts"`       // when it was set, in seconds (the gateway's pushkey_ts)
+	Device string `json:"device,omitempty"` // device whose session set it; removed with the device
 }
 
 // SetPusher is POST /pushers/set: create, replace or (kind null) delete a pusher.
-func (s *Service) SetPusher(ctx context.Context, user id.UserID, body []byte) error {
+func (s *Service) SetPusher(ctx context.Context, user id.UserID, device string, body []byte) error {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return merr.BadJSON("invalid pusher: %v", err)
@@ -81,7 +83,7 @@ func (s *Service) SetPusher(ctx context.Context, user id.UserID, body []byte) er
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != NotifyPath {
 		return merr.InvalidParam("data.url must be an http(s) URL with the path %s", NotifyPath)
 	}
-	b, err := json.Marshal(storedPusher{Pusher: p, TS: time.Now().Unix()})
+	b, err := json.Marshal(storedPusher{Pusher: p, TS: time.Now().Unix(), Device: device})
 	if err != nil {
 		return err
 	}
@@ -134,4 +136,31 @@ func (s *Service) Pushers(ctx context.Context, user id.UserID) ([]Pusher, error)
 		return err
 	})
 	return out, err
+}
+
+// dropOrphanPushers deletes the user's pushers whose device no longer exists (logged out, or
+// removed by a password change): the spec says a password change removes the pushers of the
+// other sessions.
+func (s *Service) dropOrphanPushers(user string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.Update(func(txn *store.Txn) error {
+		ps, err := userPushers(txn, user)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			if p.Device == "" {
+				continue
+			}
+			if _, err := txn.Device(user, p.Device); errors.Is(err, store.ErrNotFound) {
+				if err := txn.DeletePusher(user, p.AppID, p.PushKey); err != nil {
+					return err
+				}
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

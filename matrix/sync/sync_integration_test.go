@@ -319,3 +319,21 @@ func TestLazyLoadMembers(t *testing.T) {
 		t.Errorf("lazy loading sent a member who sent nothing in the timeline")
 	}
 }
+
+func TestInitialSyncCarriesPushRules(t *testing.T) {
+	srv := testserver.Start(t)
+	alice := srv.Register(t, "alice", false)
+	r := mustSync(t, alice, mautrix.ReqSync{})
+	for _, e := range r.AccountData.Events {
+		if e.Type.Type == "m.push_rules" {
+			var c struct {
+				Global map[string]json.RawMessage `json:"global"`
+			}
+			if err := json.Unmarshal(e.Content.VeryRaw, &c); err != nil || c.Global["override"] == nil || c.Global["underride"] == nil {
+				t.Fatalf("m.push_rules without a global ruleset: %s", e.Content.VeryRaw)
+			}
+			return
+		}
+	}
+	t.Fatal("initial sync lacks m.push_rules account data")
+}
