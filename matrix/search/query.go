@@ -245,7 +245,9 @@ func (s *Service) Search(ctx context.Context, who rooms.Requester, q *RoomEvents
 			hits = append(hits, ev)
 			ranks = append(ranks, c.score)
 		}
-		if i < len(cands) {
+		// A full page always carries next_batch (as Synapse does): the client learns there
+		// are no more results from the next, empty, page.
+		if i < len(cands) || len(hits) >= limit {
 			res.NextBatch = fmt.Sprintf("b%d_%d", i, maxPos)
 		}
 		rendered, err := rooms.RenderInTxn(txn, who, hits, now)
