@@ -85,6 +85,7 @@ func (s *Service) catchUp() {
 			s.log.Error("push: evaluate", "from", from+1, "upto", upto, "err", err)
 		}
 		from = upto
+		s.copyUpgradedRoomRules()
 		s.advance(upto)
 		for _, d := range out {
 			s.enqueue(d)
@@ -176,6 +177,9 @@ func (s *Service) evaluate(txn *store.Txn, pos uint64) ([]delivery, error) {
 	state, err := rooms.StateMap(txn, snap, ev.RoomID)
 	if err != nil {
 		return nil, err
+	}
+	if l.Type == "m.room.member" && l.StateKey != nil && s.isLocal(*l.StateKey) && l.Membership() == "join" {
+		s.noteUpgradeJoin(state, *l.StateKey, ev.RoomID)
 	}
 	members := map[string]memberContent{}
 	var pl *event.PowerLevelsEventContent

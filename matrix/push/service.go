@@ -51,6 +51,9 @@ type Service struct {
 	// MaxAttempts tries). Set before Watch.
 	RetryBase   time.Duration
 	MaxAttempts int
+
+	copyMu gosync.Mutex
+	copies []roomRuleCopy // room rules to carry into upgraded rooms (upgrade.go)
 }
 
 // New builds the service. Call Watch to start evaluation and delivery, Close to stop.
