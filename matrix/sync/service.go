@@ -165,27 +165,34 @@ func (s *Service) Sync(ctx context.Context, sess *accounts.Session, q clientapi.
 		if wait <= 0 {
 			return resp, nil
 		}
-		timer := time.NewTimer(wait)
-		s.n.waiting.Add(1)
-		select {
-		case <-ch:
-		case <-timer.C:
-		case <-ctx.Done():
-		case <-s.stop:
+		stopped, err := s.park(ctx, ch, wait)
+		if err != nil {
+			return nil, err
 		}
-		s.n.waiting.Add(-1)
-		timer.Stop()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		select {
-		case <-s.stop:
+		if stopped {
 			return resp, nil
-		default:
 		}
 		// A wake-up only says "look again": the next build reads up to the new watermark.
 		// Keep the since token; a new one is in the response.
 	}
+}
+
+// park waits for a wake-up on ch, the timeout, the client going away or shutdown. It reports
+// whether the service is stopping (answer what you have) or the client's context error.
+func (s *Service) park(ctx context.Context, ch <-chan struct{}, wait time.Duration) (stopping bool, err error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	s.n.waiting.Add(1)
+	defer s.n.waiting.Add(-1)
+	select {
+	case <-ch:
+	case <-timer.C:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-s.stop:
+		return true, nil
+	}
+	return false, nil
 }
 
 // SetTyping implements clientapi.Ephemeral.

@@ -92,23 +92,12 @@ func (s *Service) SlidingSync(ctx context.Context, sess *accounts.Session, q cli
 			s.sliding.store(key, next, base == nil, time.Now())
 			return resp, nil
 		}
-		timer := time.NewTimer(wait)
-		s.n.waiting.Add(1)
-		select {
-		case <-ch:
-		case <-timer.C:
-		case <-ctx.Done():
-		case <-s.stop:
+		stopped, err := s.park(ctx, ch, wait)
+		if err != nil {
+			return nil, err
 		}
-		s.n.waiting.Add(-1)
-		timer.Stop()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		select {
-		case <-s.stop:
+		if stopped {
 			deadline = time.Now() // answer what we have
-		default:
 		}
 	}
 }
