@@ -103,6 +103,17 @@ type targetBody struct {
 	Address       *string `json:"address"`
 }
 
+// roomTarget reads the room of the path and the target user of the body, the common start of
+// invite, kick, ban and unban.
+func roomTarget(c echo.Context, allow3PID bool) (id.RoomID, *targetBody, id.UserID, error) {
+	roomID, err := roomIDArg(c)
+	if err != nil {
+		return "", nil, "", err
+	}
+	body, target, err := readTarget(c, allow3PID)
+	return roomID, body, target, err
+}
+
 func readTarget(c echo.Context, allow3PID bool) (*targetBody, id.UserID, error) {
 	var body targetBody
 	if err := readJSON(c, &body); err != nil {
@@ -125,11 +136,7 @@ func readTarget(c echo.Context, allow3PID bool) (*targetBody, id.UserID, error) 
 }
 
 func (a *API) inviteUser(c echo.Context) error {
-	roomID, err := roomIDArg(c)
-	if err != nil {
-		return err
-	}
-	body, target, err := readTarget(c, true)
+	roomID, body, target, err := roomTarget(c, true)
 	if err != nil {
 		return err
 	}
@@ -175,11 +182,7 @@ func (a *API) forgetRoom(c echo.Context) error {
 }
 
 func (a *API) kickUser(c echo.Context) error {
-	roomID, err := roomIDArg(c)
-	if err != nil {
-		return err
-	}
-	body, target, err := readTarget(c, false)
+	roomID, body, target, err := roomTarget(c, false)
 	if err != nil {
 		return err
 	}
@@ -204,11 +207,7 @@ func (a *API) kickUser(c echo.Context) error {
 }
 
 func (a *API) banUser(c echo.Context) error {
-	roomID, err := roomIDArg(c)
-	if err != nil {
-		return err
-	}
-	body, target, err := readTarget(c, false)
+	roomID, body, target, err := roomTarget(c, false)
 	if err != nil {
 		return err
 	}
@@ -220,11 +219,7 @@ func (a *API) banUser(c echo.Context) error {
 }
 
 func (a *API) unbanUser(c echo.Context) error {
-	roomID, err := roomIDArg(c)
-	if err != nil {
-		return err
-	}
-	body, target, err := readTarget(c, false)
+	roomID, body, target, err := roomTarget(c, false)
 	if err != nil {
 		return err
 	}

@@ -191,11 +191,6 @@ func membersFor(txn *store.Txn, room uint64, roomID string, evs []*Event) ([]*Ev
 	return out, nil
 }
 
-// MembersFor is membersFor for callers holding a transaction (sync's lazy loading).
-func MembersFor(txn *store.Txn, room uint64, roomID string, evs []*Event) ([]*Event, error) {
-	return membersFor(txn, room, roomID, evs)
-}
-
 func (s *Service) worldReadable(txn *store.Txn, nid uint64) (bool, error) {
 	rec, err := s.currentStateEvent(txn, nid, "m.room.history_visibility", "")
 	if err != nil || rec == nil {

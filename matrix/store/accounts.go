@@ -219,5 +219,3 @@ func splitNul(b []byte) (string, []byte) {
 	}
 	return string(b[:i]), b[i+1:]
 }
-
-var _ = splitNul
