@@ -15,8 +15,10 @@ LDFLAGS := -s -w -X $(MODULE)/appliance.version=$(VERSION)
 
 # Debian packages that the tests need, installed by `make deps` only when missing.
 APT_PACKAGES :=
-# Later issues (MQTT bridge tests, browser tests of the web UI):
-# APT_PACKAGES += mosquitto chromium chromium-driver
+# MQTT adapter tests (devices/mqtt) run against a real Mosquitto too.
+APT_PACKAGES += mosquitto
+# Later issues (browser tests of the web UI):
+# APT_PACKAGES += chromium chromium-driver
 
 JSCLIENT := test/jsclient
 
@@ -24,7 +26,7 @@ COMPLEMENT_IMAGE ?= localhost/hearth-complement:latest
 COMPLEMENT_CTX   := bin/complement-context
 PODMAN_SETUP     := ../shared/tools/podman-setup.sh
 
-.PHONY: all build run test deps fmt-check vet unit complement-image bench soak clean
+.PHONY: all build run test deps fmt-check vet unit complement-image bench bench-search soak clean
 
 all: build
 
@@ -81,6 +83,11 @@ complement-image:
 
 bench:
 	$(GO) run ./cmd/hearth-bench -mode "$${BENCH_MODE:-quick}"
+
+# Search index comparison (Badger postings vs bleve); bench/searchcmp is its own module, so
+# bleve stays out of the appliance and out of `make test`.
+bench-search:
+	cd bench/searchcmp && $(GO) run . -out ../../docs/bench/search-index.md
 
 soak:
 	$(GO) run ./cmd/hearth-bench -soak -cycles 20

@@ -26,6 +26,7 @@ import (
 	"github.com/hearth-home/hearth/matrix/events"
 	"github.com/hearth-home/hearth/matrix/keys"
 	"github.com/hearth-home/hearth/matrix/keys/keysync"
+	"github.com/hearth-home/hearth/matrix/media"
 	"github.com/hearth-home/hearth/matrix/push"
 	"github.com/hearth-home/hearth/matrix/push/pushsync"
 	"github.com/hearth-home/hearth/matrix/rooms"
@@ -49,11 +50,16 @@ type Appliance struct {
 	appsvc   *appservice.Service
 	push     *push.Service
 	metrics  *metrics
+	devices  *deviceSys // devices.go; nil when devices are off
+	fedsys   *fedSys    // federation.go
+	media    *media.Service
 
 	clientLn net.Listener
 	fedLn    net.Listener
 	client   *http.Server
 	fed      *http.Server
+	// certs hands out the federation certificate (certs.go); nil without a federation listener.
+	certs *hearthtls.Manager
 }
 
 // New builds the appliance from a validated configuration and binds its listeners, so that
@@ -73,6 +79,9 @@ func New(cfg config.Config, log *slog.Logger) (*Appliance, error) {
 		return nil, err
 	}
 	if err := a.buildHTTP(); err != nil {
+		return nil, err
+	}
+	if err := a.openDevices(); err != nil { // devices.go: needs the client address
 		return nil, err
 	}
 	ok = true
@@ -130,7 +139,8 @@ func (a *Appliance) openDomain() error {
 	if err := a.openAppServices(); err != nil { // appservices.go
 		return err
 	}
-	return nil
+	a.media = a.newMedia()
+	return a.openFederation(key, signer) // federation.go
 }
 
 func (a *Appliance) buildHTTP() error {
@@ -151,8 +161,9 @@ func (a *Appliance) buildHTTP() error {
 		MaxBodyBytes:      l.MaxBodyBytes,
 		SyncTimeoutMax:    l.SyncTimeoutMax,
 		Version:           Version(),
-	}, clientapi.Deps{Accounts: a.accounts, Rooms: a.rooms, Sync: a.sync, Ephemeral: a.sync, Keys: a.keys, Presence: a.sync, Search: a.search, Admin: hadmin.New(a.st, a.accounts, a.rooms), Media: a.newMedia(), Push: a.push, AppServices: a.appsvc}, a.log)
+	}, clientapi.Deps{Accounts: a.accounts, Rooms: a.rooms, Sync: a.sync, Ephemeral: a.sync, Keys: a.keys, Presence: a.sync, Search: a.search, Admin: hadmin.New(a.st, a.accounts, a.rooms), Media: a.media, Push: a.push, AppServices: a.appsvc, Federation: a.fedsys.core}, a.log)
 	e.GET("/metrics", echo.WrapHandler(a.metrics.handler()))
+	a.registerFederation(e) // federation.go: before the client API's catch-all routes
 	api.Register(e)
 
 	ln, err := net.Listen("tcp", a.cfg.Listen)
@@ -163,32 +174,21 @@ func (a *Appliance) buildHTTP() error {
 	a.client = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	if a.cfg.FederationListen != "" {
-		cert, err := a.federationCert()
-		if err != nil {
+		if err := a.openCerts(); err != nil { // certs.go
 			return err
 		}
+		// The plain listener answers ACME HTTP-01 challenges and serves the local CA.
+		a.client.Handler = a.certs.HTTPHandler(a.client.Handler)
 		fl, err := net.Listen("tcp", a.cfg.FederationListen)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", a.cfg.FederationListen, err)
 		}
-		a.fedLn = tls.NewListener(fl, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12})
-		// Until the federation API lands the TLS port serves the same router, so that
-		// /_matrix/federation answers M_UNRECOGNIZED instead of refusing connections.
+		a.fedLn = tls.NewListener(fl, a.certs.TLSConfig())
+		// The TLS port serves the same router: the server-server API is mounted on it, and
+		// clients that reach the federation port still get answers.
 		a.fed = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	}
 	return nil
-}
-
-func (a *Appliance) federationCert() (*tls.Certificate, error) {
-	switch {
-	case a.cfg.TLSCA != "":
-		cert, _, err := hearthtls.SignWithCA(a.cfg.TLSCA, a.cfg.TLSCAKey, a.cfg.ServerName)
-		return cert, err
-	case a.cfg.TLSCert != "":
-		return hearthtls.LoadFiles(a.cfg.TLSCert, a.cfg.TLSKey)
-	default:
-		return hearthtls.SelfSigned(a.cfg.ServerName)
-	}
 }
 
 // ClientAddr is the bound client-server API address.
@@ -203,11 +203,17 @@ func (a *Appliance) Run(ctx context.Context) error {
 		return err
 	}
 	defer ctl.Close()
+	stopFed, err := a.startFederation() // federation.go: stopped after the listeners, before the store
+	if err != nil {
+		return err
+	}
+	defer stopFed()
 	errc := make(chan error, 2)
 	go func() { errc <- a.client.Serve(a.clientLn) }()
 	if a.fed != nil {
 		go func() { errc <- a.fed.Serve(a.fedLn) }()
 	}
+	defer a.startDevices(ctx)() // devices.go: stopped (by ctx) and waited for before the store closes
 	a.log.Info("hearth serving", "server_name", a.cfg.ServerName, "client", a.ClientAddr(), "federation", a.cfg.FederationListen, "version", Version())
 	select {
 	case <-ctx.Done():
@@ -244,6 +250,12 @@ func (a *Appliance) closeAll() {
 	}
 	if a.push != nil {
 		a.push.Close() // its evaluator writes the store
+	}
+	if a.devices != nil && a.devices.bridge == nil {
+		_ = a.devices.ln.Close() // built but never run (New failed later, or offline use)
+	}
+	if a.certs != nil {
+		_ = a.certs.Close() // its ACME renewals write the store
 	}
 	if a.st != nil {
 		if err := a.st.Close(); err != nil {

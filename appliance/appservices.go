@@ -11,6 +11,11 @@ func (a *Appliance) openAppServices() error {
 	if err != nil {
 		return err
 	}
+	own, err := a.deviceRegistrations() // devices.go: the device bridge is an appservice too
+	if err != nil {
+		return err
+	}
+	list = append(list, own...)
 	if a.appsvc, err = appservice.New(a.st, a.accounts, list, a.log); err != nil {
 		return err
 	}

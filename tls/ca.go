@@ -87,17 +87,23 @@ func SelfSigned(serverName string) (*stdtls.Certificate, error) {
 
 // issue generates a P-256 key and a leaf for serverName signed by the CA.
 func issue(caCert *x509.Certificate, caKey crypto.Signer, serverName string) (*stdtls.Certificate, error) {
+	return issueNames(caCert, caKey, []string{HostOnly(serverName)}, leafValidity)
+}
+
+// issueNames generates a P-256 key and a leaf for names signed by the CA, with the CA in the
+// chain so that clients that trust the CA can verify it.
+func issueNames(caCert *x509.Certificate, caKey crypto.Signer, names []string, validity time.Duration) (*stdtls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("tls: generate key: %w", err)
 	}
-	tmpl, err := leafTemplate(serverName)
+	tmpl, err := leafTemplateNames(names, validity)
 	if err != nil {
 		return nil, err
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, key.Public(), caKey)
 	if err != nil {
-		return nil, fmt.Errorf("tls: sign certificate for %q: %w", serverName, err)
+		return nil, fmt.Errorf("tls: sign certificate for %q: %w", names, err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -112,8 +118,13 @@ func issue(caCert *x509.Certificate, caKey crypto.Signer, serverName string) (*s
 
 // leafTemplate is a server (and client, for federation requests) certificate for serverName.
 func leafTemplate(serverName string) (*x509.Certificate, error) {
-	host := HostOnly(serverName)
-	if host == "" {
+	return leafTemplateNames([]string{HostOnly(serverName)}, leafValidity)
+}
+
+// leafTemplateNames is a server and client certificate for several names, valid for validity.
+// The first name is the subject; an IP address becomes an IP SAN, anything else a DNS SAN.
+func leafTemplateNames(names []string, validity time.Duration) (*x509.Certificate, error) {
+	if len(names) == 0 || names[0] == "" {
 		return nil, errors.New("tls: empty server name")
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
@@ -123,17 +134,19 @@ func leafTemplate(serverName string) (*x509.Certificate, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: host, Organization: []string{"Hearth"}},
+		Subject:               pkix.Name{CommonName: names[0], Organization: []string{"Hearth"}},
 		NotBefore:             now.Add(-clockSkew),
-		NotAfter:              now.Add(leafValidity),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 	}
-	if ip := net.ParseIP(host); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	} else {
-		tmpl.DNSNames = []string{host}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if n != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
 	}
 	return tmpl, nil
 }

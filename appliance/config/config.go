@@ -19,6 +19,10 @@ type Config struct {
 	// TLSCA and TLSCAKey sign the federation certificate at start (the Complement contract).
 	TLSCA    string `yaml:"tls_ca"`
 	TLSCAKey string `yaml:"tls_ca_key"`
+	// TLSExtraCA are PEM files of CAs trusted for outbound federation beyond the system roots.
+	TLSExtraCA []string `yaml:"tls_extra_ca,omitempty"`
+	// TLS chooses the federation certificate source: ACME, files, local CA (tls.go).
+	TLS TLS `yaml:",inline"`
 	// PublicBaseURL is advertised in /.well-known/matrix/client; empty derives it from the request.
 	PublicBaseURL string `yaml:"public_base_url"`
 
@@ -36,6 +40,10 @@ type Config struct {
 	Presence bool `yaml:"presence"`
 	// Media is the content repository (media.go).
 	Media Media `yaml:"media"`
+	// Devices is the device bridge (devices.go).
+	Devices Devices `yaml:"devices"`
+	// Federation tunes the server-server side (federation.go).
+	Federation Federation `yaml:"federation"`
 }
 
 // Registration controls who may create accounts.
@@ -88,7 +96,9 @@ func Default() Config {
 			MaxBodyBytes:   1 << 20,
 			SyncTimeoutMax: 5 * time.Minute,
 		},
-		Log:   Log{Level: "info", Format: "text"},
-		Media: DefaultMedia(),
+		Log:        Log{Level: "info", Format: "text"},
+		Media:      DefaultMedia(),
+		Devices:    DefaultDevices(),
+		Federation: Federation{RetryBase: 5 * time.Second, RetryMax: time.Hour},
 	}
 }

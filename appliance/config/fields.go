@@ -37,6 +37,9 @@ func walk(v reflect.Value, prefix string, out *[]leaf) {
 			continue
 		}
 		fv := v.Field(i)
+		if fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() != reflect.String {
+			continue // lists of records (devices.hue, devices.drones ...) come from the YAML file only
+		}
 		isStruct := fv.Kind() == reflect.Struct && fv.Type() != durationType
 		if isStruct && hasOption(opts, "inline") {
 			walk(fv, prefix, out)
@@ -74,6 +77,16 @@ func (l leaf) set(s string) error {
 		v.SetInt(int64(d))
 	case v.Kind() == reflect.String:
 		v.SetString(s)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		// Lists of strings (tls_extra_ca, acme_domains) are comma-separated in flags and
+		// environment variables; an empty string is an empty list.
+		var list []string
+		for item := range strings.SplitSeq(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				list = append(list, item)
+			}
+		}
+		v.Set(reflect.ValueOf(list).Convert(v.Type()))
 	case v.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {

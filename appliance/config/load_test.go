@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestLoadNoFileIsDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg != Default() {
+	if !reflect.DeepEqual(cfg, Default()) {
 		t.Fatalf("got %+v, want defaults", cfg)
 	}
 }
@@ -56,7 +57,7 @@ limits:
 	want.Limits.SyncTimeoutMax = 30 * time.Second
 	want.Limits.RateLimit = false
 	want.Registration.Open = true
-	if cfg != want {
+	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("got  %+v\nwant %+v", cfg, want)
 	}
 }
@@ -114,7 +115,7 @@ func TestLoadMissingFile(t *testing.T) {
 
 func TestLoadEmptyFile(t *testing.T) {
 	cfg, err := Load(writeFile(t, "# nothing yet\n"), nil, nil)
-	if err != nil || cfg != Default() {
+	if err != nil || !reflect.DeepEqual(cfg, Default()) {
 		t.Fatalf("got %+v, %v", cfg, err)
 	}
 }
@@ -122,7 +123,7 @@ func TestLoadEmptyFile(t *testing.T) {
 func TestEveryKeyHasAWorkingEnvVar(t *testing.T) {
 	// Each leaf must be settable from a string, or its HEARTH_* variable would be a trap.
 	samples := map[string]string{"string": "x", "bool": "true", "int": "3", "int64": "3",
-		"float64": "1.5", "time.Duration": "2s"}
+		"float64": "1.5", "time.Duration": "2s", "[]string": "a,b"}
 	cfg := Default()
 	for _, l := range leaves(&cfg) {
 		s, ok := samples[l.value.Type().String()]

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -22,7 +23,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != cfg {
+	if !reflect.DeepEqual(got, cfg) {
 		t.Fatalf("got  %+v\nwant %+v", got, cfg)
 	}
 	fi, err := os.Stat(path)
@@ -50,7 +51,7 @@ func TestSaveReplacesAndTightensMode(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
 	}
-	if got, err := Load(path, nil, nil); err != nil || got != Default() {
+	if got, err := Load(path, nil, nil); err != nil || !reflect.DeepEqual(got, Default()) {
 		t.Fatalf("got %+v, %v", got, err)
 	}
 }

@@ -53,6 +53,8 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Limits.problems()...)
 	errs = append(errs, c.Log.problems()...)
+	errs = append(errs, c.tlsProblems()...)
+	errs = append(errs, c.Devices.problems()...)
 	return errors.Join(errs...)
 }
 

@@ -168,6 +168,8 @@ func (s *Server) dispatch(ctx context.Context, req request) (any, error) {
 		expiry := time.Duration(req.ExpiresMS) * time.Millisecond
 		token, err := s.admin.CreateToken(ctx, req.Uses, expiry)
 		return tokenResult{Token: token}, err
+	case opDevicesList, opDevicesForget, opDevicesPair:
+		return s.dispatchDevices(ctx, req) // devices.go
 	default:
 		return nil, fmt.Errorf("unknown op %q", req.Op)
 	}

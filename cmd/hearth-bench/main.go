@@ -34,11 +34,17 @@ func numCPU() int { return runtime.NumCPU() }
 type options struct {
 	mode, out, cache, work, only string
 	soak, profile, keep, render  bool
+	devices                      bool
 	soakCycles                   int
 	memLimit, hearthBin, rev     string
 }
 
 func run() error {
+	if len(os.Args) > 1 && os.Args[1] == "large-join" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runLargeJoin(ctx, os.Args[2:]) // largejoin.go
+	}
 	home, _ := os.UserHomeDir()
 	defMode := os.Getenv("BENCH_MODE")
 	if defMode == "" {
@@ -57,6 +63,7 @@ func run() error {
 	flag.BoolVar(&o.soak, "soak", false, "run the durability soak (SIGKILL cycles) instead of the benchmark")
 	flag.IntVar(&o.soakCycles, "cycles", 20, "soak: number of SIGKILL cycles")
 	flag.BoolVar(&o.render, "render", false, "only rewrite results.md and latency.png from OUT/results.json (after a change to the report)")
+	flag.BoolVar(&o.devices, "devices", false, "run the device-bridge benchmark (in-process, embedded MQTT) and write OUT/devices.md")
 	flag.BoolVar(&o.profile, "profile", false, "run the Hearth workload in-process and write CPU and heap profiles to WORK/profile")
 	flag.Parse()
 	if o.work == "" {
@@ -79,6 +86,9 @@ func run() error {
 	}
 	if o.profile {
 		return runProfile(ctx, p, o)
+	}
+	if o.devices {
+		return runDevicesBench(ctx, repo, o) // devices.go
 	}
 	if o.render {
 		return rerender(repo, o.out)

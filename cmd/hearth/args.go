@@ -85,6 +85,12 @@ func overrideFlags() []overrideFlag {
 		{"federation-listen", "federation_listen", "federation `address` host:port"},
 		{"tls-cert", "tls_cert", "federation TLS certificate `file`"},
 		{"tls-key", "tls_key", "federation TLS private key `file`"},
+		{"tls-mode", "tls_mode", "federation certificate `source`: auto, acme, files, localca, ca, selfsigned"},
+		{"tls-extra-ca", "tls_extra_ca", "comma-separated PEM `files` of CAs trusted for outbound federation"},
+		{"tls-lan-names", "tls_lan_names", "comma-separated LAN `names` and IPs of the local CA's certificate"},
+		{"acme-ca", "acme_ca", "ACME directory `URL` (default Let's Encrypt)"},
+		{"acme-email", "acme_email", "ACME account e-mail `address`"},
+		{"acme-domains", "acme_domains", "comma-separated `names` to get ACME certificates for (default: server name)"},
 	}
 }
 

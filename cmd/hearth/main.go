@@ -47,6 +47,11 @@ func commands() []command {
 		{name: "token", summary: "manage registration tokens", sub: []command{
 			{name: "create", summary: "create a registration token", run: cmdTokenCreate},
 		}},
+		{name: "devices", summary: "the device bridge (server must run)", sub: []command{
+			{name: "list", summary: "list devices and their state", run: cmdDevicesList},
+			{name: "pair-hue", summary: "pair a Philips Hue bridge", run: cmdDevicesPairHue},
+			{name: "forget", summary: "remove a device from its room", run: cmdDevicesForget},
+		}},
 		{name: "config", summary: "inspect the configuration", sub: []command{
 			{name: "check", summary: "validate the configuration", run: cmdConfigCheck},
 		}},

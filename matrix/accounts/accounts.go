@@ -217,7 +217,7 @@ func (s *Service) Login(ctx context.Context, localpart, deviceID, displayName st
 		if err != nil {
 			return err
 		}
-		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Devices, User: user})
+		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Devices, User: user, Device: deviceID})
 		return txn.PutToken(th, store.TokenRecord{User: user, Device: deviceID})
 	})
 	return token, deviceID, err
@@ -318,7 +318,7 @@ func (s *Service) RenameDevice(ctx context.Context, user id.UserID, device, name
 		if err != nil {
 			return err
 		}
-		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Devices, User: user.String()})
+		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Devices, User: user.String(), Device: device})
 		return txn.PutDevice(user.String(), d)
 	})
 }
@@ -326,6 +326,7 @@ func (s *Service) RenameDevice(ctx context.Context, user id.UserID, device, name
 // DeleteDevices removes devices and their tokens; unknown IDs are ignored.
 func (s *Service) DeleteDevices(ctx context.Context, user id.UserID, devices []string) error {
 	return s.st.Update(func(txn *store.Txn) error {
+		var deleted []string
 		for _, dev := range devices {
 			d, err := txn.Device(user.String(), dev)
 			if errors.Is(err, store.ErrNotFound) {
@@ -340,12 +341,18 @@ func (s *Service) DeleteDevices(ctx context.Context, user id.UserID, devices []s
 			if err := txn.DeleteDevice(user.String(), dev); err != nil {
 				return err
 			}
+			deleted = append(deleted, dev)
 		}
 		pos, err := txn.AllocPos(store.KindDevice)
 		if err != nil {
 			return err
 		}
-		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Devices, User: user.String()})
+		if len(deleted) == 0 {
+			txn.Notify(pos, change.Change{Pos: pos, Kind: change.Devices, User: user.String()})
+		}
+		for _, dev := range deleted { // one note per device: federation announces each deletion
+			txn.Notify(pos, change.Change{Pos: pos, Kind: change.Devices, User: user.String(), Device: dev})
+		}
 		return nil
 	})
 }

@@ -117,7 +117,7 @@ func (w *worker) step() (more bool, err error) {
 			}
 			scanned++
 			last = pos
-			if rec.Flags&store.FlagRejected != 0 {
+			if store.Hidden(rec.Flags) {
 				return true, nil
 			}
 			ev, err := rooms.LoadEvent(txn, pos, "")

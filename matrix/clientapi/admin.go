@@ -32,6 +32,7 @@ func (a *API) routesAdmin(e *echo.Echo) {
 	e.GET("/_synapse/admin/v1/registration_tokens/:token", a.adminGetRegToken, mw...)
 	e.PUT("/_synapse/admin/v1/registration_tokens/:token", a.adminPutRegToken, mw...)
 	e.DELETE("/_synapse/admin/v1/registration_tokens/:token", a.adminDeleteRegToken, mw...)
+	a.routesAdminMedia(e) // admin_media.go: media and purge_history
 }
 
 func (a *API) adminOnly(next echo.HandlerFunc) echo.HandlerFunc {

@@ -51,6 +51,12 @@ func (a *API) knockRoom(c echo.Context) error {
 		return err
 	}
 	u := session(c).User
+	if a.remoteRoom(roomID) {
+		if _, err := a.deps.Federation.KnockRemote(c.Request().Context(), roomID, u, a.viaServers(c, roomID, u, nil), deref(body.Reason)); err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]string{"room_id": roomID.String()})
+	}
 	_, err = a.rooms.ChangeMembership(c.Request().Context(), roomID, rooms.MemberChange{Sender: u, Target: u, Membership: "knock", Reason: deref(body.Reason)})
 	if err != nil {
 		return err

@@ -44,14 +44,21 @@ func (a *API) joinRoomByIDOrAlias(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// via and server_name name servers to join through; without federation every room we can
-	// join is already here, so they are not needed.
+	// via and server_name name servers to join through when the room is elsewhere.
 	switch {
 	case strings.HasPrefix(v, "!") && len(v) > 1:
 		return a.join(c, id.RoomID(v))
 	case strings.HasPrefix(v, "#"):
 		if !validAlias(v) {
 			return merr.InvalidParam("%q is not a valid room alias", v)
+		}
+		alias := id.RoomAlias(v)
+		if a.deps.Federation != nil && aliasServer(alias) != a.opts.ServerName {
+			roomID, servers, err := a.deps.Federation.ResolveRemoteAlias(c.Request().Context(), alias)
+			if err != nil {
+				return err
+			}
+			return a.join(c, roomID, servers...)
 		}
 		roomID, err := a.rooms.ResolveAlias(c.Request().Context(), v)
 		if err != nil {
@@ -62,7 +69,7 @@ func (a *API) joinRoomByIDOrAlias(c echo.Context) error {
 	return merr.InvalidParam("%q is neither a room ID nor a room alias", v)
 }
 
-func (a *API) join(c echo.Context, roomID id.RoomID) error {
+func (a *API) join(c echo.Context, roomID id.RoomID, servers ...string) error {
 	var raw map[string]json.RawMessage
 	if err := readJSON(c, &raw); err != nil {
 		return err
@@ -85,6 +92,27 @@ func (a *API) join(c echo.Context, roomID id.RoomID) error {
 	// m.room.third_party_invite; such invites are never created here, so it cannot match and
 	// the join proceeds (or fails) on the join rules alone.
 	u := session(c).User
+	if a.remoteRoom(roomID) {
+		content := map[string]any{}
+		for k, v := range extra {
+			content[k] = v
+		}
+		if body.Reason != nil {
+			content["reason"] = *body.Reason
+		}
+		if dn, av, err := a.accounts.Profile(c.Request().Context(), u); err == nil {
+			if dn != "" {
+				content["displayname"] = dn
+			}
+			if av != "" {
+				content["avatar_url"] = av
+			}
+		}
+		if _, err := a.deps.Federation.JoinRemote(c.Request().Context(), roomID, u, a.viaServers(c, roomID, u, servers), content); err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]string{"room_id": roomID.String()})
+	}
 	_, err := a.rooms.ChangeMembership(c.Request().Context(), roomID, rooms.MemberChange{Sender: u, Target: u, Membership: "join", Reason: deref(body.Reason), Extra: extra})
 	if err != nil {
 		return err
@@ -159,6 +187,12 @@ func (a *API) leaveRoom(c echo.Context) error {
 		return err
 	}
 	u := session(c).User
+	if a.remoteRoom(roomID) {
+		if err := a.deps.Federation.LeaveRemote(c.Request().Context(), roomID, u, a.viaServers(c, roomID, u, nil), deref(body.Reason)); err != nil {
+			return err
+		}
+		return noContent(c)
+	}
 	_, err = a.rooms.ChangeMembership(c.Request().Context(), roomID, rooms.MemberChange{Sender: u, Target: u, Membership: "leave", Reason: deref(body.Reason)})
 	if err != nil {
 		return err

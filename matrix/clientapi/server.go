@@ -68,6 +68,7 @@ type Deps struct {
 	Push      *push.Service   // pushrules.go; nil serves the default rules read-only
 
 	AppServices *appservice.Service // appservice.go; nil: no application services
+	Federation  Federation          // federation.go; nil: no rooms on other servers
 }
 
 // API holds the handlers' dependencies.
@@ -113,6 +114,7 @@ func (a *API) Register(e *echo.Echo) {
 	a.routesKnock(c)
 	a.routesTimestamp(c)
 	a.routesRoomSummary(c)
+	a.routesHierarchy(c) // hierarchy.go
 	a.routesReports(e, c)
 	a.routesOpenID(c)
 	a.routesTokens(c)

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 
-	"maunium.net/go/mautrix/id"
-
 	"github.com/hearth-home/hearth/matrix/store"
 )
 
@@ -25,10 +23,7 @@ func (s *Service) Claim(ctx context.Context, req map[string]map[string]string) (
 		resp = &ClaimResponse{Failures: map[string]any{}, OneTimeKeys: map[string]map[string]map[string]json.RawMessage{}}
 		for u, devs := range req {
 			if !s.isLocal(u) {
-				if hs := id.UserID(u).Homeserver(); hs != "" {
-					resp.Failures[hs] = map[string]any{"errcode": "M_UNRECOGNIZED", "error": "federation is not available on this server"}
-				}
-				continue
+				continue // claimed from their servers below (remote_query.go)
 			}
 			for dev, alg := range devs {
 				name, k, err := claimOne(txn, u, dev, alg)
@@ -46,7 +41,11 @@ func (s *Service) Claim(ctx context.Context, req map[string]map[string]string) (
 		}
 		return nil
 	})
-	return resp, err
+	if err != nil {
+		return nil, err
+	}
+	s.claimRemote(ctx, req, resp)
+	return resp, nil
 }
 
 func claimOne(txn *store.Txn, user, dev, alg string) (string, json.RawMessage, error) {

@@ -3,6 +3,7 @@ package keys
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,7 +70,7 @@ func (s *Service) Changes(ctx context.Context, user id.UserID, from, to string) 
 //
 // Sharing is judged on the current memberships, which is close enough for a window.
 func (s *Service) DeviceLists(txn *store.Txn, user string, since, upto uint64) (changed, left []string, err error) {
-	d := &dlPass{txn: txn, user: user, since: since, upto: upto, shares: map[string]bool{}, mine: map[uint64]string{},
+	d := &dlPass{txn: txn, user: user, server: s.server, since: since, upto: upto, shares: map[string]bool{}, mine: map[uint64]string{},
 		changed: map[string]bool{}, left: map[string]bool{}}
 	return d.run()
 }
@@ -77,6 +78,7 @@ func (s *Service) DeviceLists(txn *store.Txn, user string, since, upto uint64) (
 type dlPass struct {
 	txn           *store.Txn
 	user          string
+	server        string // this server: other users have no membership index (remote.go)
 	since, upto   uint64
 	mine          map[uint64]string // the user's rooms -> membership
 	shares        map[string]bool   // cache: other user -> shares a joined room with user
@@ -203,6 +205,11 @@ func (d *dlPass) sharesRoom(u string) (bool, error) {
 	if v, ok := d.shares[u]; ok {
 		return v, nil
 	}
+	if id.UserID(u).Homeserver() != d.server {
+		ok, err := d.remoteSharesRoom(u)
+		d.shares[u] = ok
+		return ok, err
+	}
 	found := false
 	err := d.txn.Memberships(u, func(m store.Membership) (bool, error) {
 		if m.Membership == "join" && d.mine[m.Room] == "join" {
@@ -213,6 +220,27 @@ func (d *dlPass) sharesRoom(u string) (bool, error) {
 	})
 	d.shares[u] = found
 	return found, err
+}
+
+// remoteSharesRoom reports whether a user of another server is joined to one of the rooms
+// the user is joined to, from those rooms' state.
+func (d *dlPass) remoteSharesRoom(u string) (bool, error) {
+	sk, err := d.txn.StateKeyNID("m.room.member", u, false)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for room, m := range d.mine {
+		if m != "join" {
+			continue
+		}
+		if ok, err := joinedBy(d.txn, room, sk); err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
 }
 
 // memberChange reads the target and membership of an m.room.member event.

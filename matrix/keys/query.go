@@ -41,10 +41,7 @@ func (s *Service) Query(ctx context.Context, requester id.UserID, users map[stri
 	err := s.st.View(func(txn *store.Txn) error {
 		for u, devices := range users {
 			if !s.isLocal(u) {
-				if hs := id.UserID(u).Homeserver(); hs != "" {
-					resp.Failures[hs] = map[string]any{"errcode": "M_UNRECOGNIZED", "error": "federation is not available on this server"}
-				}
-				continue
+				continue // asked of their servers below (remote_query.go)
 			}
 			out, err := queryDevices(txn, u, devices)
 			if err != nil {
@@ -72,6 +69,7 @@ func (s *Service) Query(ctx context.Context, requester id.UserID, users map[stri
 	if err != nil {
 		return nil, err
 	}
+	s.queryRemote(ctx, users, resp)
 	return resp, nil
 }
 

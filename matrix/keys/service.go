@@ -26,6 +26,7 @@ type Service struct {
 	st     *store.Store
 	server string
 	log    *slog.Logger
+	remote *remoteState // nil until EnableRemote: remote users' keys are then unavailable (remote.go)
 
 	stop      chan struct{}
 	closeOnce gosync.Once

@@ -56,13 +56,21 @@ func (s *Service) UploadSignatures(ctx context.Context, signer id.UserID, body m
 				if target != sg {
 					who = sg
 				}
-				if !marked[who] {
-					marked[who] = true
+				// A signed device of one's own is announced as that device (other servers get
+				// its keys with the new signature); anything else as a cross-signing change.
+				dev := ""
+				if target == sg {
+					if _, err := txn.Device(sg, keyID); err == nil {
+						dev = keyID
+					}
+				}
+				if mk := who + "\x00" + dev; !marked[mk] {
+					marked[mk] = true
 					pos, err := txn.MarkDeviceListChanged(who)
 					if err != nil {
 						return err
 					}
-					txn.Notify(pos, change.Change{Pos: pos, Kind: change.DeviceKeys, User: who})
+					txn.Notify(pos, change.Change{Pos: pos, Kind: change.DeviceKeys, User: who, Device: dev})
 				}
 			}
 		}

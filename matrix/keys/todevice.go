@@ -21,8 +21,9 @@ type ToDeviceEvent struct {
 
 // SendToDevice queues messages (user ID -> device ID or "*" -> content) for local devices.
 // The transaction ID is scoped to the sending device and the event type, so a retried
-// request is queued once. Unknown devices are skipped, as are remote users until federation
-// exists. Each device's inbox keeps at most MaxInbox messages, dropping the oldest.
+// request is queued once. Unknown devices are skipped. Messages for users of other servers go
+// to the federation sender once the local part is committed (remote_todevice.go). Each
+// device's inbox keeps at most MaxInbox messages, dropping the oldest.
 func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevice, evType, txnID string, messages map[string]map[string]json.RawMessage) error {
 	if err := checkIDPart("event type", evType); err != nil {
 		return err
@@ -37,19 +38,20 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 			}
 		}
 	}
-	return s.st.Update(func(txn *store.Txn) error {
+	var fresh bool
+	err := s.st.Update(func(txn *store.Txn) error {
 		seen, err := txn.ToDeviceTxnSeen(sender.String(), senderDevice, evType, txnID)
 		if err != nil || seen {
 			return err
 		}
+		fresh = true
 		pos, err := txn.AllocPos(store.KindDevice)
 		if err != nil {
 			return err
 		}
 		for user, devs := range messages {
 			if !s.isLocal(user) {
-				s.log.Debug("to-device message for a remote user dropped", "user", user)
-				continue
+				continue // handed to the federation sender after the commit (remote_todevice.go)
 			}
 			targets, err := targetDevices(txn, user, devs)
 			if err != nil {
@@ -80,6 +82,10 @@ func (s *Service) SendToDevice(ctx context.Context, sender id.UserID, senderDevi
 		}
 		return nil
 	})
+	if err != nil || !fresh {
+		return err
+	}
+	return s.sendRemoteToDevice(sender, senderDevice, evType, txnID, messages)
 }
 
 // targetDevices resolves device IDs ("*" = every device) to existing devices; an explicit

@@ -34,8 +34,17 @@ func (s *Service) Lookup(ctx context.Context, serverName, mediaID string, wait t
 		var rec store.MediaRecord
 		err := s.st.View(func(t *store.Txn) error {
 			var err error
-			rec, err = t.Media(mediaID)
-			return err
+			if rec, err = t.Media(mediaID); err != nil {
+				return err
+			}
+			// Quarantined media is kept for the admins but served to nobody (admin.go).
+			if q, err := t.MediaQuarantine(mediaID); err != nil || q != nil {
+				if err == nil {
+					err = store.ErrNotFound
+				}
+				return err
+			}
+			return nil
 		})
 		if errors.Is(err, store.ErrNotFound) {
 			return rec, errNotFound()

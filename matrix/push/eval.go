@@ -162,7 +162,7 @@ func (s *Service) evaluate(txn *store.Txn, pos uint64) ([]delivery, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rec.Flags&(store.FlagRejected|store.FlagRedacted) != 0 {
+	if store.Hidden(rec.Flags) || rec.Flags&store.FlagRedacted != 0 {
 		return nil, nil
 	}
 	ev, err := rooms.LoadEvent(txn, pos, "")

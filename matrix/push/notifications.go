@@ -59,7 +59,7 @@ func (s *Service) Notifications(ctx context.Context, user id.UserID, from string
 				return true, nil
 			}
 			rec, err := txn.Event(pos)
-			if err != nil || rec.Flags&(store.FlagRejected|store.FlagRedacted) != 0 {
+			if err != nil || store.Hidden(rec.Flags) || rec.Flags&store.FlagRedacted != 0 {
 				return true, nil // gone or redacted since: skip
 			}
 			ev, err := rooms.LoadEvent(txn, pos, r.RoomID)

@@ -164,7 +164,7 @@ func (s *Service) BackfillRelations() error {
 }
 
 func backfillOne(txn *store.Txn, pos uint64, rec *store.EventRecord) error {
-	if rec.Flags&(store.FlagRejected|store.FlagRedacted) != 0 {
+	if store.Hidden(rec.Flags) || rec.Flags&store.FlagRedacted != 0 {
 		return nil
 	}
 	l, err := events.ParseLite(rec.PDU)

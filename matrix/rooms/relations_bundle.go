@@ -68,7 +68,7 @@ func (a *Aggregator) visible(e *Event) (bool, error) {
 func (a *Aggregator) Bundle(e *Event, ce *events.ClientEvent) error { return a.bundle(e, ce, 0) }
 
 func (a *Aggregator) bundle(e *Event, ce *events.ClientEvent, depth int) error {
-	if e.Lite.StateKey != nil || e.Rec.Flags&store.FlagRejected != 0 {
+	if e.Lite.StateKey != nil || store.Hidden(e.Rec.Flags) {
 		return nil
 	}
 	types, err := a.txn.RelationTypes(e.Rec.Room, e.Rec.ID)

@@ -25,14 +25,17 @@ const fullSnapshotEvery = 16
 
 // Service is the room domain.
 type Service struct {
-	st     *store.Store
-	signer events.Signer
-	server string
-	log    *slog.Logger
-	now    func() time.Time
-	locks  [64]sync.Mutex
-	prof   Profiles
-	defVer id.RoomVersion
+	st         *store.Store
+	signer     events.Signer
+	server     string
+	log        *slog.Logger
+	now        func() time.Time
+	locks      [64]sync.Mutex
+	prof       Profiles
+	defVer     id.RoomVersion
+	resolve    Resolver      // state resolution for forks (remote.go)
+	inviter    RemoteInviter // countersigning of invites to remote users (remote_invite.go)
+	backfiller Backfiller    // history from other servers (backfill.go)
 }
 
 // SetDefaultVersion sets the version createRoom uses when the client names none (config
@@ -210,6 +213,9 @@ func (s *Service) appendEvent(txn *store.Txn, r *room, t events.Template, o Send
 		return nil, err
 	}
 	if err := events.AuthorizeLocal(rv, built.PDU, s.getEvents(txn), s.signer); err != nil {
+		return nil, err
+	}
+	if built, err = s.countersignInvite(txn, r, built); err != nil {
 		return nil, err
 	}
 	return s.store(txn, r, built, o)

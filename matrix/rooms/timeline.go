@@ -45,6 +45,8 @@ type Page struct {
 	Start  string
 	End    string // empty when there is nothing further
 	State  []*Event
+
+	exhausted bool // paged backwards past the oldest known event (backfill.go)
 }
 
 // MessagesRequest is a parsed /messages query.
@@ -58,8 +60,21 @@ type MessagesRequest struct {
 	Filter    *filter.RoomEventFilter
 }
 
-// Messages pages through a room's timeline as the user is allowed to see it.
+// Messages pages through a room's timeline as the user is allowed to see it. Paging back past
+// the oldest event known here fetches older history from another server first, when the room
+// has any (backfill.go).
 func (s *Service) Messages(ctx context.Context, req MessagesRequest) (*Page, error) {
+	page, err := s.messages(ctx, req)
+	if err != nil || !page.exhausted || len(page.Events) >= req.Limit {
+		return page, err
+	}
+	if !s.fetchHistory(ctx, req.RoomID, max(req.Limit, 10)) {
+		return page, nil
+	}
+	return s.messages(ctx, req)
+}
+
+func (s *Service) messages(ctx context.Context, req MessagesRequest) (*Page, error) {
 	if req.Limit <= 0 {
 		req.Limit = 10
 	}
@@ -94,16 +109,21 @@ func (s *Service) Messages(ctx context.Context, req MessagesRequest) (*Page, err
 				return merr.Forbidden("you are not allowed to view this room")
 			}
 		}
-		var from uint64
+		var from, fromSeq uint64
+		inHistory := false // the From token is in the backfill order (backfill.go)
 		if req.From != "" {
-			if from, err = ParseToken(req.From); err != nil {
+			if inHistory, fromSeq, err = parseHistoryToken(req.From); err != nil {
 				return err
+			} else if !inHistory {
+				if from, err = ParseToken(req.From); err != nil {
+					return err
+				}
 			}
 		} else if req.Backwards {
 			from = s.st.Stream().Watermark()
 		}
 		var to uint64
-		hasTo := req.To != ""
+		hasTo := req.To != "" && req.To[0] != 'b'
 		if hasTo {
 			if to, err = ParseToken(req.To); err != nil {
 				return err
@@ -113,25 +133,20 @@ func (s *Service) Messages(ctx context.Context, req MessagesRequest) (*Page, err
 		if err != nil {
 			return err
 		}
-		page.Start = Token(from)
-		last := from
+		page.Start = req.From
+		if page.Start == "" {
+			page.Start = Token(from)
+		}
+		last := page.Start
 		scanned := 0
-		start := from + 1
-		err = txn.Timeline(nid, start, req.Backwards, func(pos uint64) (bool, error) {
-			if hasTo && ((req.Backwards && pos <= to) || (!req.Backwards && pos > to)) {
-				last = to
-				return false, nil
-			}
+		stopped := false
+		visit := func(pos uint64, tok string) (bool, error) {
 			scanned++
 			ev, err := loadEvent(txn, pos, req.RoomID.String())
 			if err != nil {
 				return false, err
 			}
-			if req.Backwards {
-				last = pos - 1
-			} else {
-				last = pos
-			}
+			last = tok
 			ok, err := viewer.CanSee(ev)
 			if err != nil {
 				return false, err
@@ -140,14 +155,60 @@ func (s *Service) Messages(ctx context.Context, req MessagesRequest) (*Page, err
 				page.Events = append(page.Events, ev)
 			}
 			// Bound the work of one request even when a filter matches nothing.
-			return len(page.Events) < req.Limit && scanned < req.Limit*50, nil
-		})
+			more := len(page.Events) < req.Limit && scanned < req.Limit*50
+			stopped = !more
+			return more, nil
+		}
+		timeline := func(start uint64) error {
+			return txn.Timeline(nid, start, req.Backwards, func(pos uint64) (bool, error) {
+				if hasTo && ((req.Backwards && pos <= to) || (!req.Backwards && pos > to)) {
+					last, stopped = Token(to), true
+					return false, nil
+				}
+				tok := Token(pos)
+				if req.Backwards {
+					tok = Token(pos - 1)
+				}
+				return visit(pos, tok)
+			})
+		}
+		history := func(seq uint64, descending bool) error {
+			return txn.Backfilled(nid, seq, descending, func(seq, pos uint64) (bool, error) {
+				tok := backfillToken(seq)
+				if descending {
+					tok = backfillToken(seq - 1)
+				}
+				return visit(pos, tok)
+			})
+		}
+		switch {
+		case req.Backwards && !inHistory:
+			if err := timeline(from + 1); err != nil {
+				return err
+			}
+			if !stopped && !hasTo {
+				err = history(1, false)
+			}
+		case req.Backwards:
+			err = history(fromSeq+1, false)
+		case inHistory:
+			if fromSeq > 0 {
+				err = history(fromSeq, true)
+			}
+			if err == nil && !stopped {
+				err = timeline(1)
+			}
+		default:
+			err = timeline(from + 1)
+		}
 		if err != nil {
 			return err
 		}
-		if last != from || len(page.Events) > 0 {
-			page.End = Token(last)
+		if last != page.Start || len(page.Events) > 0 {
+			page.End = last
 		}
+		// Paging back past everything known: the caller may fetch older history.
+		page.exhausted = req.Backwards && !stopped && !hasTo
 		if req.Filter != nil && req.Filter.LazyLoadMembers {
 			page.State, err = membersFor(txn, nid, req.RoomID.String(), page.Events)
 		}
@@ -330,4 +391,16 @@ func MembersAt(txn *store.Txn, snapshot uint64, roomID string, users []string) (
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// parseHistoryToken reads a "b<seq>" token of the backfill order.
+func parseHistoryToken(tok string) (bool, uint64, error) {
+	if len(tok) < 2 || tok[0] != 'b' {
+		return false, 0, nil
+	}
+	n, err := strconv.ParseUint(tok[1:], 10, 64)
+	if err != nil {
+		return false, 0, merr.InvalidParam("invalid pagination token %q", tok)
+	}
+	return true, n, nil
 }

@@ -153,7 +153,7 @@ func (s *Service) catchUpForSearch() error {
 
 // postingsOf extracts the searchable text of one event.
 func postingsOf(pos uint64, rec *store.EventRecord) []store.Posting {
-	if rec.Flags&(store.FlagRejected|store.FlagRedacted) != 0 {
+	if store.Hidden(rec.Flags) || rec.Flags&store.FlagRedacted != 0 {
 		return nil
 	}
 	var ev struct {

@@ -358,7 +358,7 @@ func (s *Service) context(txn *store.Txn, who rooms.Requester, v *rooms.Viewer, 
 			if err != nil {
 				return false, err
 			}
-			if e.Rec.Flags&store.FlagRejected == 0 {
+			if !store.Hidden(e.Rec.Flags) {
 				if ok, err := v.CanSee(e); err != nil {
 					return false, err
 				} else if ok {

@@ -8,7 +8,7 @@ func (t *Txn) PutEvent(pos uint64, rec *EventRecord) error {
 	if err := t.set(eventIDKey(rec.ID), be64(pos)); err != nil {
 		return err
 	}
-	if rec.Flags&FlagRejected != 0 {
+	if Hidden(rec.Flags) || rec.Flags&FlagBackfilled != 0 {
 		return nil
 	}
 	return t.set(timelineKey(rec.Room, pos), nil)

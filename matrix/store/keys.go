@@ -251,7 +251,10 @@ const (
 	pSearchPosting byte = 0x60 // sp  | token 0x00 <pos>                -> <room nid> field byte, term count byte (inverted index)
 	pSearchMeta    byte = 0x61 // sm  | name                            -> value (index high-water position)
 	pASState       byte = 0x62 // ass | appservice_id 0x00 name         -> value (transaction position, next txn ID)
+	pPurge         byte = 0x63 // pur | purge_id                        -> PurgeRecord (admin purge_history outcome; purge.go)
 )
+
+func purgeKey(purgeID string) []byte { return key(pPurge, []byte(purgeID)) }
 
 func searchPostingKey(tok string, pos uint64) []byte {
 	return key(pSearchPosting, str0(tok), be64(pos))
@@ -270,7 +273,10 @@ const (
 	pMedia     byte = 0x50 // med  | media_id                        -> MediaRecord (local media; the file is <data>/media/ab/cd/<sha256>)
 	pMediaUser byte = 0x51 // medu | user_id 0x00 media_id           -> empty (media by uploader)
 	pMediaPend byte = 0x52 // medp | user_id 0x00 media_id           -> empty (IDs from /create still without content)
+	pMediaQuar byte = 0x53 // medq | media_id                        -> QuarantineRecord (admin quarantine: kept, never served; media_admin.go)
 )
+
+func mediaQuarKey(mediaID string) []byte { return key(pMediaQuar, []byte(mediaID)) }
 
 func mediaPendKey(user, mediaID string) []byte { return key(pMediaPend, str0(user), []byte(mediaID)) }
 func mediaPendPrefix(user string) []byte       { return key(pMediaPend, str0(user)) }
@@ -296,3 +302,72 @@ func pusherKey(user, appID, pushkey string) []byte {
 	return key(pPusher, str0(user), str0(appID), []byte(pushkey))
 }
 func pusherPrefix(user string) []byte { return key(pPusher, str0(user)) }
+
+// Federation (matrix/federation). Reserved ranges, each owned by one sub-package's accessors:
+//   0x70-0x73 keyring: remote server keys and server-name resolution cache (keyring.go)
+//   0x74-0x77 outbound queues per destination (fedqueue.go)
+//   0x78-0x7F room DAG: history fetched with /backfill (dag.go)
+
+// Keyring (matrix/federation/keyring; records and accessors in keyring.go).
+const (
+	pFedKey      byte = 0x70 // fk   | server_name 0x00 key_id          -> RemoteKeyRecord (one verify key of a remote server)
+	pFedKeyResp  byte = 0x71 // fkr  | server_name                      -> KeyResponseRecord (newest verified /key/v2/server answer, for notary replies)
+	pFedKeyErr   byte = 0x72 // fke  | server_name                      -> FetchErrorRecord (key fetch backoff)
+	pFedResolved byte = 0x73 // fres | server_name                      -> ResolutionRecord (server discovery result with expiry)
+)
+
+func fedKeyKey(server, keyID string) []byte { return key(pFedKey, str0(server), []byte(keyID)) }
+func fedKeyPrefix(server string) []byte     { return key(pFedKey, str0(server)) }
+func fedKeyRespKey(server string) []byte    { return key(pFedKeyResp, []byte(server)) }
+func fedKeyErrKey(server string) []byte     { return key(pFedKeyErr, []byte(server)) }
+func fedResolvedKey(server string) []byte   { return key(pFedResolved, []byte(server)) }
+
+// Outbound federation queues (matrix/federation/sender; records and accessors in fedqueue.go).
+const (
+	pFedPDU    byte = 0x74 // fqp | <pdu nid>                        -> <refs> PDU JSON (shared by every destination queue holding it)
+	pFedEntry  byte = 0x75 // fqe | destination 0x00 <seq>           -> entry kind byte + <pdu nid> or EDU JSON (queue in send order)
+	pFedDest   byte = 0x76 // fqd | destination                      -> FedDestRecord (the in-flight transaction, kept until a 200)
+	pFedDevSeq byte = 0x77 // fqs | user_id                          -> <last m.device_list_update stream_id sent for the user>
+)
+
+// Names of the NID sequences of the outbound queues (kept under pSeq).
+const (
+	seqFedPDU   = "fedpdu"
+	seqFedEntry = "fedentry"
+)
+
+func fedPDUKey(nid uint64) []byte { return key(pFedPDU, be64(nid)) }
+func fedEntryKey(dest string, seq uint64) []byte {
+	return key(pFedEntry, str0(dest), be64(seq))
+}
+func fedEntryPrefix(dest string) []byte { return key(pFedEntry, str0(dest)) }
+func fedDestKey(dest string) []byte     { return key(pFedDest, []byte(dest)) }
+func fedDevSeqKey(user string) []byte   { return key(pFedDevSeq, []byte(user)) }
+
+// TLS (tls/): certmagic storage for ACME accounts and certificates. Range 0x80-0x83 (certs.go).
+const (
+	pCertFile byte = 0x80 // cf   | certmagic key ("certificates/acme.../x.crt")  -> <modified unix nanos> value
+	pCertLock byte = 0x81 // cl   | lock name                                     -> <expiry unix nanos> owner
+)
+
+func certFileKey(k string) []byte    { return key(pCertFile, []byte(k)) }
+func certLockKey(name string) []byte { return key(pCertLock, []byte(name)) }
+
+// Devices (devices/bridge): device registry, bridge crypto store, puppet users. Range 0x88-0x8F
+// (devices.go).
+const (
+	pDeviceBridge byte = 0x88 // dbr | name                -> JSON (bridge tokens, space and area rooms)
+	pDeviceCrypto byte = 0x89 // dcr | name                -> bridge bot's pickled crypto state
+	pDeviceKnown  byte = 0x8A // dk  | device id           -> devices.Device JSON (last description seen)
+)
+
+func deviceBridgeKey(name string) []byte { return key(pDeviceBridge, []byte(name)) }
+func deviceCryptoKey(name string) []byte { return key(pDeviceCrypto, []byte(name)) }
+func deviceKnownKey(id string) []byte    { return key(pDeviceKnown, []byte(id)) }
+
+const (
+	pBackfill byte = 0x78 // bf  | <room nid> <seq>                 -> <event pos> (history older than the room's timeline; seq grows into the past)
+)
+
+func backfillKey(room, seq uint64) []byte { return key(pBackfill, be64(room), be64(seq)) }
+func backfillPrefix(room uint64) []byte   { return key(pBackfill, be64(room)) }

@@ -16,9 +16,15 @@ const (
 
 // Event flags.
 const (
-	FlagRedacted uint8 = 1 << iota // content was redacted; PDU holds the redacted form
-	FlagRejected                   // failed auth; kept for reference, never served
+	FlagRedacted   uint8 = 1 << iota // content was redacted; PDU holds the redacted form
+	FlagRejected                     // failed auth; kept for reference, never served
+	FlagOutlier                      // known without its place in the DAG (auth chain, join state, invite); not in the timeline
+	FlagSoftFailed                   // passed auth against its own state but not the current state: stored, never shown or extended
+	FlagBackfilled                   // history older than the timeline, fetched with /backfill: ordered by the backfill index, not the timeline
 )
+
+// Hidden reports whether events with these flags stay out of the timeline and the extremities.
+func Hidden(flags uint8) bool { return flags&(FlagRejected|FlagOutlier|FlagSoftFailed) != 0 }
 
 // EventRecord is one stored event. Its NID is its stream position.
 type EventRecord struct {
@@ -41,6 +47,14 @@ type RoomRecord struct {
 	Extremities []string `json:"x"`  // forward extremities (prev_events of the next event)
 	Depth       int64    `json:"dp"` // depth of the newest event
 	Latest      uint64   `json:"l"`  // stream position of the newest event
+	// Stub marks a room known only through an invite or knock from another server: no state
+	// and no timeline yet, just the membership event and the stripped state that came with it.
+	Stub        bool            `json:"stub,omitempty"`
+	InviteState json.RawMessage `json:"is,omitempty"` // stripped state events (JSON array) of a stub room
+	// BackfillSeq is the highest backfill sequence used (dag.go); BackfillDone is set once
+	// /backfill reached the room's create event or answered nothing more.
+	BackfillSeq  uint64 `json:"bs,omitempty"`
+	BackfillDone bool   `json:"bd,omitempty"`
 }
 
 // UserRecord is a local account.

@@ -250,3 +250,6 @@ func (t *Txn) PublishedRooms() ([]uint64, error) {
 	})
 	return out, err
 }
+
+// DelCurrentState removes a state key from a room's current state (a fork resolved without it).
+func (t *Txn) DelCurrentState(room, sk uint64) error { return t.del(curStateKey(room, sk)) }

@@ -3,6 +3,7 @@ package sync
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"time"
@@ -548,6 +549,13 @@ func (p *pass) invited(into map[string]*InvitedRoom, m store.Membership, rec *st
 			return err
 		}
 		ir.InviteState.Events = append(ir.InviteState.Events, ev.Lite.Stripped())
+	}
+	if rec.Stub && len(rec.InviteState) > 0 {
+		// A room known only through another server's invite: its state is what came with it.
+		var stripped []events.StrippedState
+		if err := json.Unmarshal(rec.InviteState, &stripped); err == nil {
+			ir.InviteState.Events = append(ir.InviteState.Events, stripped...)
+		}
 	}
 	ev, err := rooms.LoadEvent(p.txn, m.Pos, rec.ID)
 	if err != nil {

@@ -115,13 +115,21 @@ func (n *notifier) onChange(c change.Change, isLocal func(string) bool) {
 			return
 		}
 		n.wakeRoom(c.Room)
+		if c.EventType == "m.room.member" && c.StateKey != nil {
+			// Remote members are routed too, so that their presence and device-list changes
+			// wake the local users sharing a room with them (from their next member event on).
+			n.setMember(c.Room, *c.StateKey, c.Membership)
+		}
 	case change.Receipt, change.Typing:
 		n.wakeRoom(c.Room)
 	case change.AccountData, change.Devices, change.Membership, change.ToDevice:
 		n.wakeUser(c.User)
 	case change.DeviceKeys, change.Presence:
 		// Everyone who shares a room with the user may need to hear of it; the contributor
-		// decides what each of them gets.
+		// decides what each of them gets. A remote user's change names the shared room.
+		if c.Room != 0 {
+			n.wakeRoom(c.Room)
+		}
 		n.wakeSharing(c.User)
 	}
 }

@@ -37,6 +37,8 @@ type Service struct {
 
 	presence *presenceTracker // nil while presence is switched off (presence.go)
 	unread   UnreadCounter    // unread_notifications (unread.go); nil = zero counts
+
+	publish func(change.Change) // announces local typing changes (the federation sender hears them)
 }
 
 // Window is the stream range one sync covers: (Since, Upto]; Initial when there is no since.
@@ -72,6 +74,7 @@ func New(st *store.Store, rm *rooms.Service, acc *accounts.Service, b *bus.Bus[c
 	}
 	isLocal := func(u string) bool { return strings.HasSuffix(u, ":"+s.server) }
 	b.Subscribe(func(c change.Change) { s.n.onChange(c, isLocal) })
+	s.publish = b.Publish
 	go s.expireTyping()
 	return s, nil
 }
@@ -97,8 +100,12 @@ func (s *Service) expireTyping() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			for _, room := range s.typing.expire(now) {
+			rooms, gone := s.typing.expire(now)
+			for _, room := range rooms {
 				s.n.wakeRoom(room)
+			}
+			for _, g := range gone {
+				s.publishTyping(g.room, "", g.user)
 			}
 		}
 	}
@@ -206,6 +213,7 @@ func (s *Service) SetTyping(ctx context.Context, roomID id.RoomID, user id.UserI
 	}
 	if s.typing.set(nid, user.String(), on, time.Now().Add(timeout)) {
 		s.n.wakeRoom(nid)
+		s.publishTyping(nid, roomID.String(), user.String())
 	}
 	return nil
 }

@@ -112,7 +112,7 @@ func (c *slidingCache) bump(txn *store.Txn, nid, latest, upto, fallback uint64) 
 		if err != nil {
 			return false, err
 		}
-		if rec.Flags&store.FlagRejected != 0 {
+		if store.Hidden(rec.Flags) {
 			return true, nil
 		}
 		var t struct {

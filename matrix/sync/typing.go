@@ -46,16 +46,24 @@ func (t *typing) set(room uint64, user string, on bool, until time.Time) bool {
 	return true
 }
 
-// expire drops timed-out typers and returns the rooms that changed.
-func (t *typing) expire(now time.Time) []uint64 {
+// typer is a user typing (or who was) in a room.
+type typer struct {
+	room uint64
+	user string
+}
+
+// expire drops timed-out typers and returns the rooms that changed and who stopped typing.
+func (t *typing) expire(now time.Time) ([]uint64, []typer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var changed []uint64
+	var gone []typer
 	for id, r := range t.rooms {
 		dirty := false
 		for u, until := range r.users {
 			if now.After(until) {
 				delete(r.users, u)
+				gone = append(gone, typer{id, u})
 				dirty = true
 			}
 		}
@@ -68,7 +76,19 @@ func (t *typing) expire(now time.Time) []uint64 {
 			delete(t.rooms, id)
 		}
 	}
-	return changed
+	return changed, gone
+}
+
+// is reports whether user is typing in room now.
+func (t *typing) is(room uint64, user string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.rooms[room]
+	if r == nil {
+		return false
+	}
+	until, ok := r.users[user]
+	return ok && time.Now().Before(until)
 }
 
 // current returns the global serial.

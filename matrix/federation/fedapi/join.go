@@ -1,0 +1,150 @@
+package fedapi
+
+import (
+	"encoding/json"
+	"log/slog"
+
+	"github.com/labstack/echo/v4"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/hearth-home/hearth/matrix/federation"
+)
+
+// Joining, leaving and knocking through this server (spec: server-server API "Joining Rooms",
+// "Leaving Rooms", "Knocking"): make_* hands out an unsigned template, send_* takes it back
+// signed and appends it to the room.
+
+// core holds the handlers that write rooms through the federation core.
+type core struct {
+	c    *federation.Service
+	log  *slog.Logger
+	txns txnCache
+}
+
+// RegisterCore mounts the writing endpoints (send, make/send join/leave/knock, invite) on g, the
+// /_matrix/federation group, behind auth (the X-Matrix middleware).
+func RegisterCore(g *echo.Group, svc *federation.Service, auth echo.MiddlewareFunc, log *slog.Logger) {
+	h := &core{c: svc, log: log}
+	mw := []echo.MiddlewareFunc{Errors(log), UnescapeParams}
+	if auth != nil {
+		mw = append(mw, auth)
+	}
+	g.GET("/v1/make_join/:roomId/:userId", h.makeMembership("join"), mw...)
+	g.GET("/v1/make_leave/:roomId/:userId", h.makeMembership("leave"), mw...)
+	g.GET("/v1/make_knock/:roomId/:userId", h.makeMembership("knock"), mw...)
+	g.PUT("/v2/send_join/:roomId/:eventId", h.sendJoin, mw...)
+	g.PUT("/v2/send_leave/:roomId/:eventId", h.sendLeave, mw...)
+	g.PUT("/v1/send_knock/:roomId/:eventId", h.sendKnock, mw...)
+	g.PUT("/v2/invite/:roomId/:eventId", h.invite, mw...)
+	g.PUT("/v1/send/:txnId", h.send, mw...)
+}
+
+func (h *core) makeMembership(membership string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		origin, err := Origin(c)
+		if err != nil {
+			return err
+		}
+		roomID, err := roomIDParam(c)
+		if err != nil {
+			return err
+		}
+		user, err := userIDValue(c.Param("userId"))
+		if err != nil {
+			return err
+		}
+		var vers []id.RoomVersion
+		for _, v := range c.QueryParams()["ver"] {
+			vers = append(vers, id.RoomVersion(v))
+		}
+		ans, err := h.c.Make(c.Request().Context(), origin, roomID, user, membership, vers)
+		if err != nil {
+			return err
+		}
+		return ok(c, ans)
+	}
+}
+
+// sendArgs reads the origin, room, event ID and raw event body of a send_* request.
+func sendArgs(c echo.Context) (string, id.RoomID, id.EventID, json.RawMessage, error) {
+	origin, err := Origin(c)
+	if err != nil {
+		return "", "", "", nil, err
+	}
+	roomID, err := roomIDParam(c)
+	if err != nil {
+		return "", "", "", nil, err
+	}
+	eventID, err := eventIDParam(c, "eventId")
+	if err != nil {
+		return "", "", "", nil, err
+	}
+	var raw json.RawMessage
+	if err := readJSON(c, &raw); err != nil {
+		return "", "", "", nil, err
+	}
+	return origin, roomID, eventID, raw, nil
+}
+
+func (h *core) sendJoin(c echo.Context) error {
+	origin, roomID, eventID, raw, err := sendArgs(c)
+	if err != nil {
+		return err
+	}
+	omit, err := boolQuery(c, "omit_members")
+	if err != nil {
+		return err
+	}
+	ans, err := h.c.SendJoin(c.Request().Context(), origin, roomID, eventID, raw, omit)
+	if err != nil {
+		return err
+	}
+	return ok(c, ans)
+}
+
+func (h *core) sendLeave(c echo.Context) error {
+	origin, roomID, eventID, raw, err := sendArgs(c)
+	if err != nil {
+		return err
+	}
+	if err := h.c.SendLeave(c.Request().Context(), origin, roomID, eventID, raw); err != nil {
+		return err
+	}
+	return ok(c, struct{}{})
+}
+
+func (h *core) sendKnock(c echo.Context) error {
+	origin, roomID, eventID, raw, err := sendArgs(c)
+	if err != nil {
+		return err
+	}
+	state, err := h.c.SendKnock(c.Request().Context(), origin, roomID, eventID, raw)
+	if err != nil {
+		return err
+	}
+	return ok(c, map[string]any{"knock_room_state": state})
+}
+
+func (h *core) invite(c echo.Context) error {
+	origin, err := Origin(c)
+	if err != nil {
+		return err
+	}
+	roomID, err := roomIDParam(c)
+	if err != nil {
+		return err
+	}
+	eventID, err := eventIDParam(c, "eventId")
+	if err != nil {
+		return err
+	}
+	var req federation.InviteRequest
+	if err := readJSON(c, &req); err != nil {
+		return err
+	}
+	signed, err := h.c.Invite(c.Request().Context(), origin, roomID, eventID, req)
+	if err != nil {
+		return err
+	}
+	return ok(c, map[string]any{"event": signed})
+}

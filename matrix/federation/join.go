@@ -1,0 +1,222 @@
+package federation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"maunium.net/go/mautrix"
+	mfed "maunium.net/go/mautrix/federation"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/hearth-home/hearth/matrix/events"
+	"github.com/hearth-home/hearth/matrix/merr"
+	"github.com/hearth-home/hearth/matrix/rooms"
+)
+
+// JoinRemote joins a local user to a room this server is not in, through the first of servers
+// that answers: make_join, sign, send_join, then the room's state and auth chain are checked and
+// stored and the join becomes the room's forward extremity here. extra is content the client
+// added (display name, avatar, reason).
+func (s *Service) JoinRemote(ctx context.Context, roomID id.RoomID, user id.UserID, servers []string, extra map[string]any) (id.EventID, error) {
+	var lastErr error
+	for _, srv := range candidates(s.server, servers) {
+		eid, err := s.joinVia(ctx, roomID, user, srv, extra)
+		if err == nil {
+			return eid, nil
+		}
+		s.log.Info("remote join failed", "room_id", roomID, "via", srv, "err", err)
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if lastErr == nil {
+		return "", merr.NotFound("no server to join room %s through", roomID)
+	}
+	return "", lastErr
+}
+
+func (s *Service) joinVia(ctx context.Context, roomID id.RoomID, user id.UserID, via string, extra map[string]any) (id.EventID, error) {
+	mj, err := s.client.MakeJoin(ctx, &mfed.ReqMakeJoin{RoomID: roomID, UserID: user, Via: via, SupportedVersions: events.SupportedVersions()})
+	if err != nil {
+		return "", remoteErr("make_join", via, err)
+	}
+	rv := mj.RoomVersion
+	if rv == "" {
+		rv = id.RoomV1
+	}
+	if !events.Supported(rv) {
+		return "", merr.UnsupportedRoomVersion("room version %s is not supported here", rv)
+	}
+	join, err := s.fillProto(rv, mj.Event, roomID, user, "join", extra)
+	if err != nil {
+		return "", err
+	}
+	sj, err := s.client.SendJoin(ctx, &mfed.ReqSendJoin{RoomID: roomID, EventID: join.ID, Event: join.JSON, Via: via})
+	if err != nil {
+		return "", remoteErr("send_join", via, err)
+	}
+	if len(sj.Event) > 0 {
+		// A restricted join comes back countersigned by the resident server.
+		signed, err := s.parse(ctx, rv, sj.Event)
+		if err != nil {
+			return "", fmt.Errorf("send_join event from %s: %w", via, err)
+		}
+		if signed.ID != join.ID {
+			return "", merr.BadJSON("%s changed the join event", via)
+		}
+		join = signed
+	}
+	all := s.parseAll(ctx, rv, sj.AuthChain)
+	state := s.parseAll(ctx, rv, sj.State)
+	stateIDs := make([]id.EventID, 0, len(state))
+	for _, e := range state {
+		if e.PDU.StateKey == nil {
+			continue
+		}
+		stateIDs = append(stateIDs, e.ID)
+	}
+	all = append(all, state...)
+	getKey := s.keys.GetKey(ctx)
+	if err := s.rooms.StoreOutliers(ctx, roomID, rv, all, getKey); err != nil {
+		return "", err
+	}
+	if _, err := s.rooms.ImportJoin(ctx, roomID, stateIDs, join, getKey); err != nil {
+		return "", err
+	}
+	return join.ID, nil
+}
+
+// LeaveRemote leaves a room this server is not in (rejecting an invite, withdrawing a knock)
+// through make_leave and send_leave on one of servers.
+func (s *Service) LeaveRemote(ctx context.Context, roomID id.RoomID, user id.UserID, servers []string, reason string) error {
+	var lastErr error
+	for _, srv := range candidates(s.server, servers) {
+		ml, err := s.client.MakeLeave(ctx, &mfed.ReqMakeLeave{RoomID: roomID, UserID: user, Via: srv})
+		if err != nil {
+			lastErr = remoteErr("make_leave", srv, err)
+			continue
+		}
+		rv := ml.RoomVersion
+		extra := map[string]any{}
+		if reason != "" {
+			extra["reason"] = reason
+		}
+		leave, err := s.fillProto(rv, ml.Event, roomID, user, "leave", extra)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if err := s.client.SendLeave(ctx, &mfed.ReqSendLeave{RoomID: roomID, EventID: leave.ID, Event: leave.JSON, Via: srv}); err != nil {
+			lastErr = remoteErr("send_leave", srv, err)
+			continue
+		}
+		return s.rooms.StoreStubMembership(ctx, rv, leave, nil)
+	}
+	if lastErr == nil {
+		return merr.NotFound("no server to leave room %s through", roomID)
+	}
+	return lastErr
+}
+
+// KnockRemote knocks on a room this server is not in.
+func (s *Service) KnockRemote(ctx context.Context, roomID id.RoomID, user id.UserID, servers []string, reason string) (id.EventID, error) {
+	var lastErr error
+	for _, srv := range candidates(s.server, servers) {
+		mk, err := s.client.MakeKnock(ctx, &mfed.ReqMakeKnock{RoomID: roomID, UserID: user, Via: srv, SupportedVersions: events.SupportedVersions()})
+		if err != nil {
+			lastErr = remoteErr("make_knock", srv, err)
+			continue
+		}
+		extra := map[string]any{}
+		if reason != "" {
+			extra["reason"] = reason
+		}
+		knock, err := s.fillProto(mk.RoomVersion, mk.Event, roomID, user, "knock", extra)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		sk, err := s.client.SendKnock(ctx, &mfed.ReqSendKnock{RoomID: roomID, EventID: knock.ID, Event: knock.JSON, Via: srv})
+		if err != nil {
+			lastErr = remoteErr("send_knock", srv, err)
+			continue
+		}
+		stripped, _ := json.Marshal(sk.KnockRoomState)
+		return knock.ID, s.rooms.StoreStubMembership(ctx, mk.RoomVersion, knock, stripped)
+	}
+	if lastErr == nil {
+		return "", merr.NotFound("no server to knock on room %s through", roomID)
+	}
+	return "", lastErr
+}
+
+// fillProto completes a make_* proto event: checks it is the membership we asked for, adds the
+// client's content, sets the timestamp and signs it.
+func (s *Service) fillProto(rv id.RoomVersion, raw json.RawMessage, roomID id.RoomID, user id.UserID, membership string, extra map[string]any) (rooms.Remote, error) {
+	p, err := events.Parse(raw)
+	if err != nil {
+		return rooms.Remote{}, merr.BadJSON("make_%s answer: %v", membership, err)
+	}
+	if p.Type != "m.room.member" || p.StateKey == nil || *p.StateKey != user.String() || p.Sender != user || p.RoomID != roomID {
+		return rooms.Remote{}, merr.BadJSON("make_%s answer is not a %s of %s in %s", membership, membership, user, roomID)
+	}
+	c := map[string]any{}
+	_ = json.Unmarshal(p.Content, &c)
+	for k, v := range extra {
+		c[k] = v
+	}
+	c["membership"] = membership
+	b, err := json.Marshal(c)
+	if err != nil {
+		return rooms.Remote{}, fmt.Errorf("encode content: %w", err)
+	}
+	p.Content = b
+	p.OriginServerTS = s.now().UnixMilli()
+	p.Signatures, p.Hashes, p.Unsigned = nil, nil, nil
+	return s.sign(rv, p)
+}
+
+// candidates is servers without duplicates and without this server.
+func candidates(self string, servers []string) []string {
+	seen := map[string]bool{self: true, "": true}
+	var out []string
+	for _, s := range servers {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// remoteErr turns a remote server's error answer into the same Matrix error for our client.
+func remoteErr(what, server string, err error) error {
+	var he mautrix.HTTPError
+	if errors.As(err, &he) && he.RespError != nil && he.Response != nil {
+		status := he.Response.StatusCode
+		if status >= 500 {
+			status = http.StatusBadGateway
+		}
+		return &merr.Error{Status: status, Code: he.RespError.ErrCode, Message: fmt.Sprintf("%s on %s: %s", what, server, he.RespError.Err), Cause: err}
+	}
+	return &merr.Error{Status: http.StatusBadGateway, Code: "M_UNKNOWN", Message: fmt.Sprintf("%s on %s failed", what, server), Cause: err}
+}
+
+// ResolveRemoteAlias asks an alias's server which room it names (federation query/directory).
+func (s *Service) ResolveRemoteAlias(ctx context.Context, alias id.RoomAlias) (id.RoomID, []string, error) {
+	resp, err := s.client.QueryDirectory(ctx, aliasServer(alias), alias)
+	if err != nil {
+		return "", nil, remoteErr("query/directory", aliasServer(alias), err)
+	}
+	return resp.RoomID, resp.Servers, nil
+}
+
+func aliasServer(a id.RoomAlias) string {
+	_, srv, _ := strings.Cut(string(a), ":")
+	return srv
+}

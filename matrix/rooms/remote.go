@@ -1,0 +1,599 @@
+package rooms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"maunium.net/go/mautrix/federation/eventauth"
+	"maunium.net/go/mautrix/federation/pdu"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/hearth-home/hearth/matrix/change"
+	"github.com/hearth-home/hearth/matrix/events"
+	"github.com/hearth-home/hearth/matrix/merr"
+	"github.com/hearth-home/hearth/matrix/store"
+)
+
+// Remote is an event from another server whose format, signatures and hashes the federation
+// layer has already checked. JSON is what is stored (the redacted form when the hash was wrong).
+type Remote struct {
+	ID   id.EventID
+	PDU  *pdu.PDU
+	JSON []byte
+}
+
+// ResolvedState is room state by (type, state_key): what state resolution works on.
+type ResolvedState = map[pdu.StateKey]id.EventID
+
+// Resolver resolves forked room state (state resolution v2 / v2.1). It is injected so that this
+// package holds no algorithm of its own; load returns nil for unknown events.
+type Resolver func(ctx context.Context, rv id.RoomVersion, sets []ResolvedState, load func(ids []id.EventID) ([]*pdu.PDU, error)) (ResolvedState, error)
+
+// SetResolver installs state resolution. Without it a fork (more than one prev event, or more
+// than one forward extremity) cannot be accepted.
+func (s *Service) SetResolver(r Resolver) { s.resolve = r }
+
+// MissingEventsError says which events must be fetched before an event can be accepted.
+type MissingEventsError struct {
+	Prev []id.EventID
+	Auth []id.EventID
+}
+
+func (e *MissingEventsError) Error() string {
+	return fmt.Sprintf("missing %d prev and %d auth events", len(e.Prev), len(e.Auth))
+}
+
+// ReceiveOpts adjust Receive.
+type ReceiveOpts struct {
+	// StateBefore, when set, is the state before the event as another server reported it
+	// (/state_ids), used when the event's prev events cannot be fetched. All of its events must
+	// be stored (as outliers at least).
+	StateBefore []id.EventID
+}
+
+// Received says what became of a remote event.
+type Received struct {
+	Pos        uint64
+	Rejected   bool
+	SoftFailed bool
+	Known      bool // it was already stored; nothing changed
+	Reason     string
+}
+
+// RoomVersion returns a known room's version; ok is false for rooms not known here and for stub
+// rooms (known only through an invite).
+func (s *Service) RoomVersion(roomID id.RoomID) (rv id.RoomVersion, ok bool, err error) {
+	err = s.st.View(func(txn *store.Txn) error {
+		nid, err := txn.RoomNID(roomID.String())
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rec, err := txn.Room(nid)
+		if err != nil {
+			return err
+		}
+		rv, ok = id.RoomVersion(rec.Version), !rec.Stub
+		return nil
+	})
+	return rv, ok, err
+}
+
+// KnownEvents returns the subset of ids that are stored (in any state).
+func (s *Service) KnownEvents(ids []id.EventID) (map[id.EventID]bool, error) {
+	out := map[id.EventID]bool{}
+	err := s.st.View(func(txn *store.Txn) error {
+		for _, e := range ids {
+			_, err := txn.EventPos(e.String())
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[e] = true
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Receive accepts one remote event into a room we are in, following the spec's checks on receipt
+// of a PDU from step 4 on: auth against its own auth events, against the state before it
+// (resolved from its prev events) and soft-fail against the current state. Rejected events are
+// kept (flagged) so that they are not fetched again; soft-failed ones are stored but are neither
+// shown nor built upon. All prev and auth events must be stored already, else a
+// *MissingEventsError names them.
+func (s *Service) Receive(ctx context.Context, ev Remote, getKey pdu.GetKeyFunc, o ReceiveOpts) (*Received, error) {
+	roomID := ev.PDU.RoomID
+	nid, err := s.roomNID(roomID)
+	if err != nil {
+		return nil, err
+	}
+	unlock := s.lock(nid)
+	defer unlock()
+	var out *Received
+	err = s.st.Update(func(txn *store.Txn) error {
+		if pos, err := txn.EventPos(ev.ID.String()); err == nil {
+			out = &Received{Pos: pos, Known: true}
+			return nil
+		}
+		r, err := loadRoom(txn, nid)
+		if err != nil {
+			return err
+		}
+		if r.rec.Stub {
+			return merr.NotFound("room %s is not joined here", roomID)
+		}
+		out, err = s.receive(ctx, txn, r, ev, getKey, o)
+		if err != nil {
+			return err
+		}
+		return txn.PutRoom(r.nid, r.rec)
+	})
+	return out, err
+}
+
+func (s *Service) receive(ctx context.Context, txn *store.Txn, r *room, ev Remote, getKey pdu.GetKeyFunc, o ReceiveOpts) (*Received, error) {
+	rv := id.RoomVersion(r.rec.Version)
+	if miss, err := missing(txn, ev.PDU, o.StateBefore != nil); err != nil {
+		return nil, err
+	} else if miss != nil {
+		return nil, miss
+	}
+	get := s.getEvents(txn)
+	// Step 4: the event must pass the auth rules with its own auth events.
+	if err := eventauth.Authorize(rv, ev.PDU, nil, get, getKey); err != nil {
+		return s.keepRejected(txn, r, ev, 0, fmt.Sprintf("auth events: %v", err))
+	}
+	var before uint64
+	var beforeMap map[uint64]uint64
+	var err error
+	if o.StateBefore != nil {
+		before, beforeMap, err = stateFromIDs(txn, o.StateBefore)
+	} else {
+		before, beforeMap, err = s.stateBefore(ctx, txn, r, ev.PDU)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Step 5: ... and with the state before it.
+	if err := s.authorizeAgainst(txn, rv, ev.PDU, beforeMap, get, getKey); err != nil {
+		return s.keepRejected(txn, r, ev, before, fmt.Sprintf("state before: %v", err))
+	}
+	// Step 6: soft-fail against the current state, unless that is the same state.
+	softFailed := false
+	if r.rec.Snapshot != before {
+		cur, err := loadSnapshot(txn, r.rec.Snapshot)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.authorizeAgainst(txn, rv, ev.PDU, cur, get, getKey); err != nil {
+			softFailed = true
+		}
+	}
+	pos, err := txn.AllocPos(store.KindEvent)
+	if err != nil {
+		return nil, err
+	}
+	rec := &store.EventRecord{Room: r.nid, Snapshot: before, After: before, ID: ev.ID.String(), PDU: ev.JSON}
+	if softFailed {
+		rec.Flags |= store.FlagSoftFailed
+		return &Received{Pos: pos, SoftFailed: true}, txn.PutEvent(pos, rec)
+	}
+	if ev.PDU.StateKey != nil {
+		sk, err := txn.StateKeyNID(ev.PDU.Type, *ev.PDU.StateKey, true)
+		if err != nil {
+			return nil, err
+		}
+		after := maps1(beforeMap, sk, pos)
+		if rec.After, err = s.snapshotFor(txn, before, beforeMap, after); err != nil {
+			return nil, err
+		}
+	}
+	if err := txn.PutEvent(pos, rec); err != nil {
+		return nil, err
+	}
+	b := &events.Built{ID: ev.ID, PDU: ev.PDU, JSON: ev.JSON}
+	if ev.PDU.Type == "m.room.redaction" {
+		if err := s.applyRedaction(txn, r, b); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.indexRelations(txn, r, b, pos); err != nil {
+		return nil, err
+	}
+	if err := s.advance(ctx, txn, r, ev, pos, rec.After); err != nil {
+		return nil, err
+	}
+	ch := change.Change{Pos: pos, Kind: change.Event, Room: r.nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: membershipOf(ev.PDU)}
+	txn.Notify(pos, ch)
+	return &Received{Pos: pos}, nil
+}
+
+// advance moves the room's forward extremities and current state past a newly accepted event.
+func (s *Service) advance(ctx context.Context, txn *store.Txn, r *room, ev Remote, pos, after uint64) error {
+	ext := []string{ev.ID.String()}
+	for _, x := range r.rec.Extremities {
+		if !slices.Contains(ev.PDU.PrevEvents, id.EventID(x)) && x != ev.ID.String() {
+			ext = append(ext, x)
+		}
+	}
+	newCur := after
+	if len(ext) > 1 {
+		sets := make([]uint64, 0, len(ext))
+		for _, x := range ext {
+			if x == ev.ID.String() {
+				sets = append(sets, after)
+				continue
+			}
+			p, err := txn.EventPos(x)
+			if err != nil {
+				return fmt.Errorf("extremity %s: %w", x, err)
+			}
+			xr, err := txn.Event(p)
+			if err != nil {
+				return err
+			}
+			sets = append(sets, xr.After)
+		}
+		var err error
+		if newCur, _, err = s.resolveSnapshots(ctx, txn, r, sets); err != nil {
+			return err
+		}
+	}
+	if err := s.setCurrent(txn, r, newCur); err != nil {
+		return err
+	}
+	r.rec.Extremities = ext
+	if ev.PDU.Depth > r.rec.Depth {
+		r.rec.Depth = ev.PDU.Depth
+	}
+	r.rec.Latest = pos
+	return nil
+}
+
+// setCurrent makes snapshot nid the room's current state, rewriting the current-state index and
+// the local users' membership index where they changed.
+func (s *Service) setCurrent(txn *store.Txn, r *room, nid uint64) error {
+	if nid == r.rec.Snapshot {
+		return nil
+	}
+	old, err := loadSnapshot(txn, r.rec.Snapshot)
+	if err != nil {
+		return err
+	}
+	cur, err := loadSnapshot(txn, nid)
+	if err != nil {
+		return err
+	}
+	for sk, pos := range cur {
+		if old[sk] == pos {
+			continue
+		}
+		if err := txn.SetCurrentState(r.nid, sk, pos); err != nil {
+			return err
+		}
+		if err := s.syncMembership(txn, r, sk, pos); err != nil {
+			return err
+		}
+	}
+	for sk := range old {
+		if _, ok := cur[sk]; !ok {
+			if err := txn.DelCurrentState(r.nid, sk); err != nil {
+				return err
+			}
+		}
+	}
+	r.rec.Snapshot = nid
+	return nil
+}
+
+// syncMembership updates the per-user membership index when a local user's member event became
+// current.
+func (s *Service) syncMembership(txn *store.Txn, r *room, sk, pos uint64) error {
+	typ, key, err := txn.StateKeyOf(sk)
+	if err != nil || typ != "m.room.member" || !s.IsLocal(id.UserID(key)) {
+		return err
+	}
+	rec, err := txn.Event(pos)
+	if err != nil {
+		return err
+	}
+	l, err := events.ParseLite(rec.PDU)
+	if err != nil {
+		return err
+	}
+	m := l.Membership()
+	if err := txn.SetMembership(key, r.nid, m, pos); err != nil {
+		return err
+	}
+	if m == "join" || m == "invite" {
+		return txn.SetForgotten(key, r.nid, false)
+	}
+	return nil
+}
+
+// stateBefore is the state before an event: its single prev event's state after, or the
+// resolution of all of its prev events' states.
+func (s *Service) stateBefore(ctx context.Context, txn *store.Txn, r *room, p *pdu.PDU) (uint64, map[uint64]uint64, error) {
+	sets := make([]uint64, 0, len(p.PrevEvents))
+	for _, pe := range p.PrevEvents {
+		pos, err := txn.EventPos(pe.String())
+		if err != nil {
+			return 0, nil, fmt.Errorf("prev event %s: %w", pe, err)
+		}
+		rec, err := txn.Event(pos)
+		if err != nil {
+			return 0, nil, err
+		}
+		if rec.Room != r.nid {
+			return 0, nil, merr.BadJSON("prev event %s is in another room", pe)
+		}
+		if !slices.Contains(sets, rec.After) {
+			sets = append(sets, rec.After)
+		}
+	}
+	if len(sets) == 1 {
+		m, err := loadSnapshot(txn, sets[0])
+		return sets[0], m, err
+	}
+	return s.resolveSnapshots(ctx, txn, r, sets)
+}
+
+// resolveSnapshots runs state resolution over snapshots and stores the result as a snapshot.
+func (s *Service) resolveSnapshots(ctx context.Context, txn *store.Txn, r *room, nids []uint64) (uint64, map[uint64]uint64, error) {
+	if s.resolve == nil {
+		return 0, nil, errors.New("state resolution is not configured")
+	}
+	var sets []ResolvedState
+	var base map[uint64]uint64
+	for _, n := range nids {
+		m, err := loadSnapshot(txn, n)
+		if err != nil {
+			return 0, nil, err
+		}
+		if base == nil {
+			base = m
+		}
+		sm, err := toStateMap(txn, m)
+		if err != nil {
+			return 0, nil, err
+		}
+		sets = append(sets, sm)
+	}
+	res, err := s.resolve(ctx, id.RoomVersion(r.rec.Version), sets, s.getEvents(txn))
+	if err != nil {
+		return 0, nil, fmt.Errorf("resolve state: %w", err)
+	}
+	out := make(map[uint64]uint64, len(res))
+	for k, e := range res {
+		sk, err := txn.StateKeyNID(k.Type, k.StateKey, true)
+		if err != nil {
+			return 0, nil, err
+		}
+		pos, err := txn.EventPos(e.String())
+		if err != nil {
+			return 0, nil, fmt.Errorf("resolved event %s: %w", e, err)
+		}
+		out[sk] = pos
+	}
+	nid, err := s.snapshotFor(txn, nids[0], base, out)
+	return nid, out, err
+}
+
+func toStateMap(txn *store.Txn, m map[uint64]uint64) (ResolvedState, error) {
+	out := make(ResolvedState, len(m))
+	for sk, pos := range m {
+		typ, key, err := txn.StateKeyOf(sk)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := txn.Event(pos)
+		if err != nil {
+			return nil, err
+		}
+		out[pdu.StateKey{Type: typ, StateKey: key}] = id.EventID(rec.ID)
+	}
+	return out, nil
+}
+
+// snapshotFor stores state `to` as a snapshot, as a delta on base when that is small.
+func (s *Service) snapshotFor(txn *store.Txn, base uint64, baseMap, to map[uint64]uint64) (uint64, error) {
+	delta := map[uint64]uint64{}
+	for k, v := range to {
+		if baseMap[k] != v {
+			delta[k] = v
+		}
+	}
+	for k := range baseMap {
+		if _, ok := to[k]; !ok {
+			delta[k] = 0
+		}
+	}
+	if len(delta) == 0 && base != 0 {
+		return base, nil
+	}
+	if base != 0 && len(delta) < 64 {
+		parent, err := txn.GetSnapshot(base)
+		if err != nil {
+			return 0, err
+		}
+		if parent.Depth+1 < fullSnapshotEvery {
+			return txn.PutSnapshot(&store.Snapshot{Parent: base, Depth: parent.Depth + 1, Entries: delta})
+		}
+	}
+	return txn.PutSnapshot(&store.Snapshot{Entries: to})
+}
+
+// authorizeAgainst runs the auth rules with auth events chosen from a state map rather than the
+// event's own auth_events (steps 5 and 6 of the checks on receipt).
+func (s *Service) authorizeAgainst(txn *store.Txn, rv id.RoomVersion, p *pdu.PDU, state map[uint64]uint64, get eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) error {
+	auth := []*pdu.PDU{}
+	for _, k := range p.AuthEventSelection(rv) {
+		sk, err := txn.StateKeyNID(k.Type, k.StateKey, false)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		pos, ok := state[sk]
+		if !ok {
+			continue
+		}
+		rec, err := txn.Event(pos)
+		if err != nil {
+			return err
+		}
+		ap, err := events.Parse(rec.PDU)
+		if err != nil {
+			return err
+		}
+		auth = append(auth, ap)
+	}
+	return eventauth.Authorize(rv, p, auth, get, getKey)
+}
+
+// keepRejected stores an event that failed auth so that it is never fetched or checked again.
+func (s *Service) keepRejected(txn *store.Txn, r *room, ev Remote, before uint64, why string) (*Received, error) {
+	pos, err := txn.AllocPos(store.KindEvent)
+	if err != nil {
+		return nil, err
+	}
+	rec := &store.EventRecord{Room: r.nid, Snapshot: before, After: before, ID: ev.ID.String(), PDU: ev.JSON, Flags: store.FlagRejected}
+	s.log.Info("rejected remote event", "event_id", ev.ID, "room_id", r.rec.ID, "reason", why)
+	return &Received{Pos: pos, Rejected: true, Reason: why}, txn.PutEvent(pos, rec)
+}
+
+// missing lists the prev and auth events of p that are not stored. A prev event stored only as
+// an outlier counts as missing: its state is not known, so the state before p cannot be
+// computed from it.
+func missing(txn *store.Txn, p *pdu.PDU, statePresent bool) (*MissingEventsError, error) {
+	var m MissingEventsError
+	for _, e := range p.PrevEvents {
+		if statePresent {
+			break
+		}
+		pos, err := txn.EventPos(e.String())
+		if errors.Is(err, store.ErrNotFound) {
+			m.Prev = append(m.Prev, e)
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		rec, err := txn.Event(pos)
+		if err != nil {
+			return nil, err
+		}
+		if rec.Flags&store.FlagOutlier != 0 {
+			m.Prev = append(m.Prev, e)
+		}
+	}
+	for _, e := range p.AuthEvents {
+		if _, err := txn.EventPos(e.String()); errors.Is(err, store.ErrNotFound) {
+			m.Auth = append(m.Auth, e)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if len(m.Prev) == 0 && len(m.Auth) == 0 {
+		return nil, nil
+	}
+	return &m, nil
+}
+
+func maps1(m map[uint64]uint64, k, v uint64) map[uint64]uint64 {
+	out := make(map[uint64]uint64, len(m)+1)
+	for a, b := range m {
+		out[a] = b
+	}
+	out[k] = v
+	return out
+}
+
+func membershipOf(p *pdu.PDU) string {
+	if p.Type != "m.room.member" {
+		return ""
+	}
+	l := events.Lite{Content: p.Content}
+	return l.Membership()
+}
+
+// stateFromIDs stores a state map given as event IDs as a full snapshot.
+func stateFromIDs(txn *store.Txn, ids []id.EventID) (uint64, map[uint64]uint64, error) {
+	full := make(map[uint64]uint64, len(ids))
+	for _, e := range ids {
+		pos, err := txn.EventPos(e.String())
+		if err != nil {
+			return 0, nil, fmt.Errorf("state event %s: %w", e, err)
+		}
+		rec, err := txn.Event(pos)
+		if err != nil {
+			return 0, nil, err
+		}
+		if rec.Flags&store.FlagRejected != 0 {
+			continue
+		}
+		p, err := events.Parse(rec.PDU)
+		if err != nil {
+			return 0, nil, err
+		}
+		if p.StateKey == nil {
+			return 0, nil, merr.BadJSON("state event %s has no state_key", e)
+		}
+		sk, err := txn.StateKeyNID(p.Type, *p.StateKey, true)
+		if err != nil {
+			return 0, nil, err
+		}
+		full[sk] = pos
+	}
+	nid, err := txn.PutSnapshot(&store.Snapshot{Entries: full})
+	return nid, full, err
+}
+
+// Extremities returns a room's forward extremities (the earliest_events of get_missing_events).
+func (s *Service) Extremities(roomID id.RoomID) ([]id.EventID, error) {
+	nid, err := s.roomNID(roomID)
+	if err != nil {
+		return nil, err
+	}
+	var out []id.EventID
+	err = s.st.View(func(txn *store.Txn) error {
+		rec, err := txn.Room(nid)
+		if err != nil {
+			return err
+		}
+		for _, e := range rec.Extremities {
+			out = append(out, id.EventID(e))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// EventJSON returns the stored PDU of an event (the redacted form once redacted).
+func (s *Service) EventJSON(ctx context.Context, eventID id.EventID) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := s.st.View(func(txn *store.Txn) error {
+		pos, err := txn.EventPos(eventID.String())
+		if errors.Is(err, store.ErrNotFound) {
+			return merr.NotFound("event %s is not known here", eventID)
+		}
+		if err != nil {
+			return err
+		}
+		rec, err := txn.Event(pos)
+		if err != nil {
+			return err
+		}
+		out = rec.PDU
+		return nil
+	})
+	return out, err
+}
