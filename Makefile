@@ -17,6 +17,8 @@ LDFLAGS := -s -w -X $(MODULE)/appliance.version=$(VERSION)
 APT_PACKAGES :=
 # MQTT adapter tests (devices/mqtt) run against a real Mosquitto too.
 APT_PACKAGES += mosquitto
+# The Dendrite interop test (matrix/federation) builds Dendrite, whose SQLite driver needs cgo.
+APT_PACKAGES += gcc libc6-dev
 # Later issues (browser tests of the web UI):
 # APT_PACKAGES += chromium chromium-driver
 
@@ -26,7 +28,7 @@ COMPLEMENT_IMAGE ?= localhost/hearth-complement:latest
 COMPLEMENT_CTX   := bin/complement-context
 PODMAN_SETUP     := ../shared/tools/podman-setup.sh
 
-.PHONY: all build run test deps fmt-check vet unit complement-image bench bench-search soak clean
+.PHONY: all build run test deps fmt-check vet unit complement-image bench bench-devices bench-search bench-large-join soak clean
 
 all: build
 
@@ -84,10 +86,19 @@ complement-image:
 bench:
 	$(GO) run ./cmd/hearth-bench -mode "$${BENCH_MODE:-quick}"
 
+# Device bridge: 100 MQTT sensors at 10 updates/s and commands, in-process (docs/bench/devices.md).
+bench-devices:
+	$(GO) run ./cmd/hearth-bench -devices -mode "$${BENCH_MODE:-quick}"
+
 # Search index comparison (Badger postings vs bleve); bench/searchcmp is its own module, so
 # bleve stays out of the appliance and out of `make test`.
 bench-search:
 	cd bench/searchcmp && $(GO) run . -out ../../docs/bench/search-index.md
+
+# Joining a generated 10,000-member room over federation: the joining server's peak RSS and the
+# join's time (docs/bench/large-join.md). LARGE_JOIN_FLAGS adds e.g. -joiners, -room-version.
+bench-large-join: build
+	$(GO) run ./cmd/hearth-bench large-join -hearth-bin bin/hearth -members "$${LARGE_JOIN_MEMBERS:-10000}" $${LARGE_JOIN_FLAGS:-}
 
 soak:
 	$(GO) run ./cmd/hearth-bench -soak -cycles 20

@@ -208,6 +208,11 @@ func (a *Appliance) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopFed()
+	stopRemoteMedia, err := a.startRemoteMedia() // media_remote.go: sweeper stopped before the store closes
+	if err != nil {
+		return err
+	}
+	defer stopRemoteMedia()
 	errc := make(chan error, 2)
 	go func() { errc <- a.client.Serve(a.clientLn) }()
 	if a.fed != nil {
@@ -270,6 +275,8 @@ func OpenOffline(cfg config.Config, log *slog.Logger) (control.Admin, func() err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// The device bridge runs only inside the server: offline nobody would take its transactions.
+	cfg.Devices.Enabled = false
 	a := &Appliance{cfg: cfg, log: log}
 	if err := a.openDomain(); err != nil {
 		a.closeAll()

@@ -15,6 +15,8 @@ import (
 	"github.com/hearth-home/hearth/appliance/control"
 	"github.com/hearth-home/hearth/devices"
 	"github.com/hearth-home/hearth/devices/bridge"
+	"github.com/hearth-home/hearth/devices/drone"
+	"github.com/hearth-home/hearth/devices/gpio"
 	"github.com/hearth-home/hearth/devices/hue"
 	"github.com/hearth-home/hearth/devices/mqtt"
 	"github.com/hearth-home/hearth/matrix/appservice"
@@ -126,6 +128,32 @@ func (a *Appliance) deviceAdapters() ([]devices.Adapter, error) {
 		ad, err := mqtt.New(mc)
 		if err != nil {
 			return nil, fmt.Errorf("devices.mqtt: %w", err)
+		}
+		out = append(out, ad)
+	}
+	if g := a.cfg.Devices.GPIO; len(g.Switches)+len(g.Sensors) > 0 {
+		var gc gpio.Config
+		for _, p := range g.Switches {
+			gc.Switches = append(gc.Switches, gpio.SwitchConfig{Pin: p.Pin, ID: p.ID, Name: p.Name, Area: p.Area, ActiveLow: p.ActiveLow})
+		}
+		for _, p := range g.Sensors {
+			gc.Sensors = append(gc.Sensors, gpio.SensorConfig{Pin: p.Pin, ID: p.ID, Name: p.Name, Area: p.Area, ActiveLow: p.ActiveLow,
+				DeviceClass: p.DeviceClass, Pull: p.Pull, Debounce: p.Debounce, Edge: p.Edge})
+		}
+		ad, err := gpio.New(gc, gpio.HostPins(), a.log.With("adapter", "gpio"))
+		if err != nil {
+			return nil, fmt.Errorf("devices.gpio: %w", err)
+		}
+		out = append(out, ad)
+	}
+	for i, dr := range a.cfg.Devices.Drones {
+		name := "tello" // adapter names are ID prefixes and must be unique: tello, tello2 ...
+		if i > 0 {
+			name = fmt.Sprintf("tello%d", i+1)
+		}
+		ad, err := drone.New(drone.Config{Adapter: name, Name: dr.Name, Area: dr.Area, Addr: dr.Address}, a.log.With("adapter", name))
+		if err != nil {
+			return nil, fmt.Errorf("devices.drones[%d]: %w", i, err)
 		}
 		out = append(out, ad)
 	}

@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/labstack/echo/v4"
 	mfed "maunium.net/go/mautrix/federation"
@@ -82,6 +83,12 @@ func (a *Appliance) startFederation() (func(), error) {
 func (a *Appliance) registerFederation(e *echo.Echo) {
 	if a.fedsys == nil {
 		return
+	}
+	if ws := a.cfg.Federation.WellKnownServer; ws != "" {
+		e.GET("/.well-known/matrix/server", func(c echo.Context) error {
+			c.Response().Header().Set("Cache-Control", "max-age=86400")
+			return c.JSON(http.StatusOK, map[string]string{"m.server": ws})
+		})
 	}
 	a.fedsys.keys.Register(e.Group("/_matrix/key"))
 	g := e.Group("/_matrix/federation")

@@ -2,6 +2,7 @@ package tls
 
 import (
 	"context"
+	"crypto/rand"
 	stdtls "crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -19,7 +20,16 @@ import (
 	"github.com/hearth-home/hearth/matrix/store"
 )
 
-const acmeDomain = "matrix.hearth-acme.net"
+// uniqueDomain is a fresh name per test run. certmagic keeps some state per name at package
+// level (the renewal back-off after a failure, challenge data), which would otherwise carry
+// from one run to the next under -count.
+func uniqueDomain(t *testing.T) string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("m%x.hearth-acme.net", b)
+}
 
 // acmeEvents records certmagic's issuance events for the test to wait on.
 type acmeEvents struct {
@@ -99,10 +109,10 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func acmeOptions(t *testing.T, st *store.Store, p *pebbleCA, s *acmeServer, ev *acmeEvents) Options {
+func acmeOptions(t *testing.T, domain string, st *store.Store, p *pebbleCA, s *acmeServer, ev *acmeEvents) Options {
 	return Options{
 		Mode:       ModeAuto, // resolves to acme: e-mail, agreement and a public name
-		ServerName: acmeDomain + ":8448",
+		ServerName: domain + ":8448",
 		DataDir:    t.TempDir(),
 		Store:      st,
 		Logger:     testLogger(t),
@@ -133,7 +143,8 @@ func TestACMEHTTP01IssueServeRenewFail(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	ev := &acmeEvents{}
-	o := acmeOptions(t, st, p, srv, ev)
+	acmeDomain := uniqueDomain(t)
+	o := acmeOptions(t, acmeDomain, st, p, srv, ev)
 	o.ACME.DisableTLSALPN01 = true // only HTTP-01 can pass
 	m, err := New(o)
 	if err != nil {
@@ -224,7 +235,8 @@ func TestACMETLSALPN01AndRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	ev := &acmeEvents{}
-	o := acmeOptions(t, st, p, srv, ev)
+	acmeDomain := uniqueDomain(t)
+	o := acmeOptions(t, acmeDomain, st, p, srv, ev)
 	o.ACME.DisableHTTP01 = true
 	m, err := New(o)
 	if err != nil {
@@ -250,7 +262,7 @@ func TestACMETLSALPN01AndRestart(t *testing.T) {
 	st = openStore(t, dir)
 	defer st.Close()
 	srv2 := newACMEServer(t)
-	o2 := acmeOptions(t, st, p, srv2, &acmeEvents{})
+	o2 := acmeOptions(t, acmeDomain, st, p, srv2, &acmeEvents{})
 	m2, err := New(o2)
 	if err != nil {
 		t.Fatal(err)

@@ -10,4 +10,8 @@ type Federation struct {
 	// RetryBase and RetryMax bound the exponential backoff of a destination that fails.
 	RetryBase time.Duration `yaml:"retry_base"`
 	RetryMax  time.Duration `yaml:"retry_max"`
+	// WellKnownServer, when set, is served as /.well-known/matrix/server ("m.server"): the
+	// host[:port] other servers reach this one at when the server name is only a domain
+	// (delegation). Empty serves 404, which means "no delegation".
+	WellKnownServer string `yaml:"well_known_server,omitempty"`
 }

@@ -52,6 +52,7 @@ func (c Config) Validate() error {
 		bad("registration.access_token_lifetime must not be negative, got %s", c.Registration.AccessTokenLifetime)
 	}
 	errs = append(errs, c.Limits.problems()...)
+	errs = append(errs, c.Media.problems()...)
 	errs = append(errs, c.Log.problems()...)
 	errs = append(errs, c.tlsProblems()...)
 	errs = append(errs, c.Devices.problems()...)

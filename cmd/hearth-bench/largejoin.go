@@ -25,6 +25,7 @@ type ljOptions struct {
 	cache, work, out  string
 	residentBin       string
 	joiners, memLimit string
+	roomVersion       string
 	keep              bool
 }
 
@@ -54,8 +55,9 @@ func runLargeJoin(ctx context.Context, args []string) error {
 	fs.StringVar(&o.work, "work", "", "folder for data directories and logs (default CACHE/large-join)")
 	fs.StringVar(&o.out, "out", "", "also write the result table (Markdown) to this file")
 	fs.StringVar(&o.residentBin, "hearth-bin", "", "hearth binary for the resident server (default: build the work tree)")
-	fs.StringVar(&o.joiners, "joiners", "", "comma-separated NAME=BINARY joining servers, each run in turn against the same room (default: Hearth=the resident's binary)")
+	fs.StringVar(&o.joiners, "joiners", "", "comma-separated NAME=BINARY[@GOMEMLIMIT] joining servers, each run in turn against the same room; BINARY dendrite installs and runs Dendrite (default: Hearth=the resident's binary)")
 	fs.StringVar(&o.memLimit, "memlimit", "", "GOMEMLIMIT of the joining servers (default none)")
+	fs.StringVar(&o.roomVersion, "room-version", "", "room version of the generated room (default: the resident's default; Dendrite v0.13.8 cannot join v12 rooms)")
 	fs.BoolVar(&o.keep, "keep", false, "keep data directories")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -115,7 +117,7 @@ func runLargeJoin(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("register the room owner: %w", err)
 	}
-	roomID, err := ca1.createRoom(ctx, owner, "large-join")
+	roomID, err := createLargeRoom(ctx, ca1, owner, o.roomVersion)
 	if err != nil {
 		return err
 	}
@@ -136,7 +138,11 @@ func runLargeJoin(ctx context.Context, args []string) error {
 			return ctx.Err()
 		}
 		logf("%s joins over federation", j.name)
-		res := joinOnce(ctx, o, ca, j.name, j.bin, roomID, a.ServerName)
+		jo := o
+		if j.memLimit != "" {
+			jo.memLimit = j.memLimit
+		}
+		res := joinOnce(ctx, jo, ca, j.name, j.bin, roomID, a.ServerName)
 		res.ResidentRSS, res.ResidentH = aRSS, aHWM
 		if res.Failure != "" {
 			logf("  %s: FAILED: %s", j.name, res.Failure)
@@ -154,22 +160,27 @@ func runLargeJoin(ctx context.Context, args []string) error {
 	return nil
 }
 
-type ljJoiner struct{ name, bin string }
+type ljJoiner struct{ name, bin, memLimit string }
 
 func parseJoiners(spec, def string) ([]ljJoiner, error) {
 	if spec == "" {
-		return []ljJoiner{{"Hearth", def}}, nil
+		return []ljJoiner{{"Hearth", def, ""}}, nil
 	}
 	var out []ljJoiner
 	for _, part := range strings.Split(spec, ",") {
 		name, bin, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok || name == "" || bin == "" {
-			return nil, fmt.Errorf("-joiners: %q is not NAME=BINARY", part)
+			return nil, fmt.Errorf("-joiners: %q is not NAME=BINARY[@GOMEMLIMIT]", part)
+		}
+		bin, memLimit, _ := strings.Cut(bin, "@")
+		if bin == dendriteJoiner {
+			out = append(out, ljJoiner{name, bin, memLimit})
+			continue
 		}
 		if _, err := os.Stat(bin); err != nil {
 			return nil, fmt.Errorf("-joiners %s: %w", name, err)
 		}
-		out = append(out, ljJoiner{name, bin})
+		out = append(out, ljJoiner{name, bin, memLimit})
 	}
 	return out, nil
 }
@@ -178,7 +189,13 @@ func parseJoiners(spec, def string) ([]ljJoiner, error) {
 // roomID through resident and measures it.
 func joinOnce(ctx context.Context, o ljOptions, ca benchCA, name, bin, roomID, resident string) *ljResult {
 	res := &ljResult{Name: name, MemLimit: o.memLimit}
-	b, err := fedHearthTarget(name, bin, ca, "", o.memLimit)
+	var b *fedHearth
+	var err error
+	if bin == dendriteJoiner {
+		b, err = fedDendriteTarget(ctx, o.cache, name, ca)
+	} else {
+		b, err = fedHearthTarget(name, bin, ca, "", o.memLimit)
+	}
 	if err != nil {
 		res.Failure = err.Error()
 		return res
@@ -189,6 +206,10 @@ func joinOnce(ctx context.Context, o ljOptions, ca benchCA, name, bin, roomID, r
 		return res
 	}
 	secret := randomHex(16)
+	if err := b.prepare(dir, secret); err != nil {
+		res.Failure = "prepare: " + err.Error()
+		return res
+	}
 	srv, _, err := b.start(dir, secret, 2*time.Minute)
 	if err != nil {
 		res.Failure = err.Error()
@@ -228,16 +249,17 @@ func joinOnce(ctx context.Context, o ljOptions, ca benchCA, name, bin, roomID, r
 	t0 := time.Now()
 	path := "/_matrix/client/v3/join/" + url.PathEscape(roomID) + "?server_name=" + url.QueryEscape(resident)
 	err = c.do(jctx, "POST /join/{roomId} (federated)", http.MethodPost, path, user.Token, map[string]any{}, nil)
+	if err == nil {
+		// Hearth has imported the room when /join answers; Dendrite answers first and
+		// imports in the background. The join is done when the joiner lists the members.
+		res.MembersSeen, err = waitMembers(jctx, c, user, roomID, o.members+2)
+	}
 	res.JoinSec = time.Since(t0).Seconds()
 	close(stop)
 	res.SampledPeak = sampled.Load()
 	res.AfterRSS, res.PeakHWM, _ = memStatus(srv.Pid())
 	if err != nil {
 		res.Failure = "join: " + err.Error()
-	} else if res.MembersSeen, err = joinedMembers(ctx, c, user, roomID); err != nil {
-		res.Failure = "joined_members: " + err.Error()
-	} else if res.MembersSeen < o.members+2 {
-		res.Failure = fmt.Sprintf("the joiner sees %d joined members, want at least %d", res.MembersSeen, o.members+2)
 	}
 	if err := srv.stop(60 * time.Second); err != nil {
 		logf("  stop: %v", err)
@@ -274,4 +296,19 @@ func ljTable(o ljOptions, genSec float64, rs []*ljResult) string {
 		fmt.Fprintf(&b, "\nResident after generating the room: RSS %s, peak %s.\n", mib(rs[0].ResidentRSS), mib(rs[0].ResidentH))
 	}
 	return b.String()
+}
+
+// waitMembers polls joined_members until it lists at least want members.
+func waitMembers(ctx context.Context, c *client, s *session, roomID string, want int) (int, error) {
+	for {
+		n, err := joinedMembers(ctx, c, s, roomID)
+		if err == nil && n >= want {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return n, fmt.Errorf("the joiner lists %d joined members, want at least %d (last error %v)", n, want, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

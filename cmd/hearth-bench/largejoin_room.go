@@ -126,3 +126,21 @@ func joinedMembers(ctx context.Context, c *client, s *session, roomID string) (i
 	}
 	return len(r.Joined), nil
 }
+
+// createLargeRoom creates the public room to fill, in room version rv when set.
+func createLargeRoom(ctx context.Context, c *client, s *session, rv string) (string, error) {
+	req := map[string]any{"preset": "public_chat", "name": "large-join", "visibility": "private"}
+	if rv != "" {
+		req["room_version"] = rv
+	}
+	var r struct {
+		RoomID string `json:"room_id"`
+	}
+	if err := c.do(ctx, "POST /createRoom", http.MethodPost, "/_matrix/client/v3/createRoom", s.Token, req, &r); err != nil {
+		return "", err
+	}
+	if r.RoomID == "" {
+		return "", fmt.Errorf("createRoom: no room_id")
+	}
+	return r.RoomID, nil
+}

@@ -155,6 +155,10 @@ func New(opt Options) (*Bridge, error) {
 		saved:      layout{Areas: map[string]id.RoomID{}, Joined: map[string]id.RoomID{}},
 	}
 	b.srv = &http.Server{Handler: as.Router, ReadHeaderTimeout: 10 * time.Second}
+	// Loaded here, not in Run, so the rooms of an earlier run are known from the start.
+	if err := b.loadLayout(); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -177,9 +181,6 @@ func (b *Bridge) BotUserID() id.UserID { return b.as.BotMXID() }
 
 // Run serves transactions and mirrors the registry until ctx ends.
 func (b *Bridge) Run(ctx context.Context) error {
-	if err := b.loadLayout(); err != nil {
-		return err
-	}
 	errc := make(chan error, 1)
 	go func() { errc <- b.srv.Serve(b.opt.Listener) }()
 	defer func() {
@@ -202,6 +203,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	if err := b.ensureSpace(ctx); err != nil {
 		return err
+	}
+	if err := b.welcomeAdmins(ctx); err != nil {
+		b.log.Warn("device bridge: invite admins", "err", err)
 	}
 	sub := b.opt.Registry.Subscribe()
 	defer sub.Close()

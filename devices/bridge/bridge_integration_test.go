@@ -155,7 +155,17 @@ func TestBridgeRoomsStateAndCommands(t *testing.T) {
 	if body, _ := waitReply(t, alice, home, conf); !contains(body, "takeoff") {
 		t.Fatalf("confirm reply %q", body)
 	}
-	if c := ad.commands(); len(c) != 3 || c[2].Cmd.Action != "takeoff" || c[2].ID != "test:drone" {
+	if c := ad.commands(); len(c) != 3 || c[2].Cmd.Action != "takeoff!" || c[2].ID != "test:drone" {
+		t.Fatalf("commands %+v", c)
+	}
+
+	// An adapter may ask for confirmation itself (the drone adapter does for risky actions).
+	flip := sendText(t, alice, home, "!drone flip")
+	if body, _ := waitReply(t, alice, home, flip); !contains(body, "Flip the drone?") {
+		t.Fatalf("flip reply %q", body)
+	}
+	waitReply(t, alice, home, sendText(t, alice, home, "yes"))
+	if c := ad.commands(); len(c) != 4 || c[3].Cmd.Action != "flip!" {
 		t.Fatalf("commands %+v", c)
 	}
 

@@ -155,8 +155,8 @@ func (b *Bridge) handleStructured(ctx context.Context, evt *event.Event) {
 		b.reply(ctx, evt, nil, err)
 		return
 	}
-	if c.Confirm && c.Set.Action == "takeoff" {
-		b.run(ctx, evt, []devices.Entry{e}, c.Set)
+	if c.Confirm && c.Set.Action != "" {
+		b.run(ctx, evt, []devices.Entry{e}, confirmed(c.Set))
 		return
 	}
 	b.execute(ctx, evt, []devices.Entry{e}, c.Set)
@@ -200,7 +200,23 @@ func (b *Bridge) confirm(ctx context.Context, evt *event.Event) {
 		b.reply(ctx, evt, nil, errors.New("the device is gone"))
 		return
 	}
-	b.run(ctx, evt, targets, p.cmd)
+	b.run(ctx, evt, targets, confirmed(p.cmd))
+}
+
+// confirmed marks an action as confirmed by the user with the adapter-neutral trailing "!"
+// ("takeoff!"); adapters that ask for confirmation (the drone) carry out only such actions.
+func confirmed(c devices.Command) devices.Command {
+	if c.Action != "" && !strings.HasSuffix(c.Action, "!") {
+		c.Action += "!"
+	}
+	return c
+}
+
+// confirmPrompter is what an adapter's error offers when the action needs the user's yes
+// (drone.ConfirmError); found with errors.As so the bridge imports no adapter.
+type confirmPrompter interface {
+	error
+	ConfirmPrompt() string
 }
 
 // run sends the command to every target and replies with the outcome.
@@ -210,7 +226,16 @@ func (b *Bridge) run(ctx context.Context, evt *event.Event, targets []devices.En
 	var ok, failed []string
 	var errs []error
 	for _, t := range targets {
-		if err := b.opt.Registry.Command(ctx, t.Device.ID, cmd); err != nil {
+		err := b.opt.Registry.Command(ctx, t.Device.ID, cmd)
+		if cp, ok := errors.AsType[confirmPrompter](err); ok && len(targets) == 1 {
+			// The adapter wants a yes for this action: ask, as for a takeoff.
+			b.confirmMu.Lock()
+			b.confirms[confirmKey(evt)] = pendingConfirm{ids: []string{t.Device.ID}, cmd: cmd, expires: time.Now().Add(b.opt.ConfirmTimeout)}
+			b.confirmMu.Unlock()
+			b.reply(ctx, evt, nil, nil, cp.ConfirmPrompt()+" Reply \"confirm\" within "+b.opt.ConfirmTimeout.String()+".")
+			return
+		}
+		if err != nil {
 			failed = append(failed, t.Device.ID)
 			errs = append(errs, fmt.Errorf("%s: %w", t.Device.Name, err))
 			continue

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -349,6 +350,32 @@ func (cs *badgerCryptoStore) UpdateSession(ctx context.Context, key id.SenderKey
 		return err
 	}
 	return cs.saveOlm(key, s)
+}
+
+// DeleteSession implements crypto.Store: a session mautrix gave up on must not come back at
+// the next start.
+func (cs *badgerCryptoStore) DeleteSession(ctx context.Context, key id.SenderKey, s *crypto.OlmSession) error {
+	if err := cs.MemoryStore.DeleteSession(ctx, key, s); err != nil {
+		return err
+	}
+	name := crOlm + string(key) + "|" + string(s.ID())
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.st.Update(func(txn *store.Txn) error {
+		names, err := readIndex(txn)
+		if err != nil {
+			return err
+		}
+		names = slices.DeleteFunc(names, func(n string) bool { return n == name })
+		idx, err := json.Marshal(names)
+		if err != nil {
+			return err
+		}
+		if err := txn.SetDeviceCrypto(crIndex, idx); err != nil {
+			return err
+		}
+		return txn.DeleteDeviceCrypto(name)
+	})
 }
 
 // PutGroupSession implements crypto.Store.

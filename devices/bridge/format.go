@@ -104,7 +104,7 @@ func describeCommand(c devices.Command) string {
 		parts = append(parts, fmt.Sprintf("#%02x%02x%02x", c.Color.R, c.Color.G, c.Color.B))
 	}
 	if c.Action != "" {
-		a := c.Action
+		a := strings.TrimSuffix(c.Action, "!")
 		if c.Amount != 0 {
 			a += " " + strconv.Itoa(c.Amount)
 		}

@@ -29,6 +29,9 @@ type Request struct {
 	Explicit bool
 }
 
+// maxCommandLen bounds the text Parse considers.
+const maxCommandLen = 300
+
 // ErrNotCommand means the text is ordinary chat, not addressed to the bridge.
 var ErrNotCommand = errors.New("not a command")
 
@@ -78,6 +81,13 @@ func Parse(text string) (Request, error) {
 	if strings.HasPrefix(text, "!") {
 		req.Explicit = true
 		text = text[1:]
+	}
+	if len(text) > maxCommandLen {
+		// Commands are short; a long text is a chat message (and matching it would be costly).
+		if req.Explicit {
+			return req, fmt.Errorf("a command is at most %d characters", maxCommandLen)
+		}
+		return req, ErrNotCommand
 	}
 	words := tokenize(text)
 	if len(words) == 0 {

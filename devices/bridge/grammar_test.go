@@ -39,6 +39,8 @@ func TestParse(t *testing.T) {
 		{in: "kitchen light 99999k", err: "out of range"},
 		{in: "set lamp to 500", err: "neither"},
 		{in: "lamp #zzzzzz", err: "not a colour"},
+		{in: "lamp on " + strings.Repeat("x", 400), err: "-"},
+		{in: "!lamp on " + strings.Repeat("x", 400), err: "at most"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := Parse(tc.in)

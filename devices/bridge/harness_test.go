@@ -59,6 +59,9 @@ func (a *fakeAdapter) Command(_ context.Context, devID string, c devices.Command
 	if a.fail != nil {
 		return a.fail
 	}
+	if c.Action == "flip" { // like the drone adapter: some actions need the user's yes first
+		return needConfirm{}
+	}
 	a.cmds = append(a.cmds, cmdRecord{devID, c})
 	a.got <- struct{}{}
 	return nil
@@ -118,18 +121,7 @@ func startHouse(t *testing.T, adjust ...func(*config.Config)) *house {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &house{a: a, url: "http://" + a.ClientAddr(), server: cfg.ServerName, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-h.done:
-			if err != nil {
-				t.Errorf("appliance: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
-			t.Error("appliance did not stop")
-		}
-	})
+	t.Cleanup(func() { h.stop(t) })
 	eventually(t, "server up", func() bool {
 		resp, err := http.Get(h.url + "/_matrix/client/versions")
 		if err != nil {
@@ -143,6 +135,24 @@ func startHouse(t *testing.T, adjust ...func(*config.Config)) *house {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// stop shuts the appliance down (idempotent).
+func (h *house) stop(t *testing.T) {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Errorf("appliance: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+		t.Error("appliance did not stop")
+	}
 }
 
 // user adds a user through the control socket and logs in.
@@ -262,3 +272,8 @@ func notices(t *testing.T, cli *mautrix.Client, room id.RoomID, devID string) []
 func contains(s, sub string) bool { return strings.Contains(strings.ToLower(s), strings.ToLower(sub)) }
 
 func bridgePuppet(devID string) string { return bridge.PuppetLocalpart(devID) }
+
+type needConfirm struct{}
+
+func (needConfirm) Error() string         { return "flip needs confirmation" }
+func (needConfirm) ConfirmPrompt() string { return "Flip the drone?" }

@@ -119,7 +119,7 @@ func wordScore(r, d string) int {
 		return 3
 	case len(r) >= 3 && strings.HasPrefix(d, r):
 		return 2
-	case len(r) >= 4 && len(d) >= 4 && editDistance(r, d) <= 1:
+	case len(r) >= 4 && len(d) >= 4 && len(r)-len(d) <= 1 && len(d)-len(r) <= 1 && editDistance(r, d) <= 1:
 		return 1
 	}
 	return 0

@@ -170,6 +170,51 @@ func (b *Bridge) ensureSpace(ctx context.Context) error {
 	return b.saveLayout()
 }
 
+// welcomeAdmins invites the server's admins to every bridge room they were never in, with power
+// level 100: rooms invite the admins of their creation time, and this catches up admins made
+// since. An admin who left a room is not invited again.
+func (b *Bridge) welcomeAdmins(ctx context.Context) error {
+	admins, err := b.opt.Admins(ctx)
+	if err != nil || len(admins) == 0 {
+		return err
+	}
+	b.roomsMu.Lock()
+	rooms := []id.RoomID{b.saved.Space}
+	for _, r := range b.saved.Areas {
+		rooms = append(rooms, r)
+	}
+	b.roomsMu.Unlock()
+	bot := b.as.BotIntent()
+	for _, room := range rooms {
+		var newcomers []id.UserID
+		for _, a := range admins {
+			var m event.MemberEventContent
+			if err := bot.StateEvent(ctx, room, event.StateMember, a.String(), &m); err != nil && errors.Is(err, mautrix.MNotFound) {
+				newcomers = append(newcomers, a)
+			}
+		}
+		if len(newcomers) == 0 {
+			continue
+		}
+		pl, err := bot.PowerLevels(ctx, room)
+		if err != nil {
+			return fmt.Errorf("power levels of %s: %w", room, err)
+		}
+		for _, a := range newcomers {
+			pl.SetUserLevel(a, 100)
+		}
+		if _, err := bot.SetPowerLevels(ctx, room, pl); err != nil {
+			return fmt.Errorf("raise admins in %s: %w", room, err)
+		}
+		for _, a := range newcomers {
+			if _, err := bot.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: a}); err != nil {
+				return fmt.Errorf("invite %s to %s: %w", a, room, err)
+			}
+		}
+	}
+	return nil
+}
+
 // Space is the "Home" space's room ID ("" before Run created it).
 func (b *Bridge) Space() id.RoomID {
 	b.roomsMu.Lock()

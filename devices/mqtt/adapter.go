@@ -87,7 +87,11 @@ func (a *Adapter) Run(ctx context.Context, sink devices.Sink) error {
 		user = "hearth-bridge-" + randomHex(4)
 		pass = randomHex(32)
 		users := append([]User{{Username: user, Password: pass}}, a.cfg.Users...)
-		b, err := StartBroker(a.cfg.Listen, users, a.log)
+		b, err := StartBroker(BrokerConfig{
+			Listen: a.cfg.Listen, Users: users, Logger: a.log,
+			RetainedFile:    a.cfg.RetainedFile,
+			PersistPrefixes: []string{a.cfg.DiscoveryPrefix, a.cfg.Z2MBaseTopic + "/bridge"},
+		})
 		if err != nil {
 			return err
 		}
@@ -161,6 +165,8 @@ func (a *Adapter) clientOptions(s *session, brokerURL, user, pass string) (*paho
 	opts.SetMaxReconnectInterval(a.cfg.MaxReconnectInterval)
 	opts.SetKeepAlive(30 * time.Second)
 	opts.SetConnectTimeout(5 * time.Second)
+	// Bounds how long a subscribe from the message goroutine can wait for a stalled connection.
+	opts.SetWriteTimeout(5 * time.Second)
 	opts.SetOrderMatters(true) // state messages of one device must apply in order
 	opts.SetDefaultPublishHandler(s.onMessage)
 	opts.SetOnConnectHandler(s.onConnect)

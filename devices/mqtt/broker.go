@@ -22,27 +22,48 @@ type Broker struct {
 	ln  *trackingListener
 }
 
-// StartBroker listens on addr and serves MQTT 3.1.1/5 to clients that log in as one of users.
-func StartBroker(addr string, users []User, log *slog.Logger) (*Broker, error) {
+// BrokerConfig configures the embedded broker.
+type BrokerConfig struct {
+	Listen string // address, e.g. ":1883"
+	Users  []User // who may log in
+	// RetainedFile, when set, keeps retained messages whose topics start with one of
+	// PersistPrefixes across restarts (discovery configs, Zigbee2MQTT's device list).
+	RetainedFile    string
+	PersistPrefixes []string
+	Logger          *slog.Logger
+}
+
+// StartBroker listens on c.Listen and serves MQTT 3.1.1/5 to clients that log in as one of
+// c.Users.
+func StartBroker(c BrokerConfig) (*Broker, error) {
+	log := c.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	inner, err := net.Listen("tcp", addr)
+	inner, err := net.Listen("tcp", c.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("mqtt broker: listen %s: %w", addr, err)
+		return nil, fmt.Errorf("mqtt broker: listen %s: %w", c.Listen, err)
 	}
 	ln := &trackingListener{Listener: inner, conns: make(map[net.Conn]struct{})}
 	srv := mochi.New(&mochi.Options{Logger: log.With("component", "mqtt-broker")})
-	if err := srv.AddHook(newAuthHook(users), nil); err != nil {
+	if err := srv.AddHook(newAuthHook(c.Users), nil); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("mqtt broker: auth hook: %w", err)
 	}
+	if c.RetainedFile != "" {
+		if err := srv.AddHook(newRetainedStore(c.RetainedFile, c.PersistPrefixes, log), nil); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("mqtt broker: retained store hook: %w", err)
+		}
+	}
 	if err := srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
-		ln.Close()
+		srv.Close() // stops the hooks too
+		ln.closeAll()
 		return nil, fmt.Errorf("mqtt broker: listener: %w", err)
 	}
 	if err := srv.Serve(); err != nil {
 		srv.Close()
+		ln.closeAll()
 		return nil, fmt.Errorf("mqtt broker: serve: %w", err)
 	}
 	return &Broker{srv: srv, ln: ln}, nil

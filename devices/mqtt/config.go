@@ -27,6 +27,9 @@ type Config struct {
 
 	// Listen is the embedded broker's address; default ":1883".
 	Listen string
+	// RetainedFile keeps the embedded broker's retained discovery configs and Zigbee2MQTT
+	// bridge topics across restarts (a path in the data directory); empty keeps them in memory.
+	RetainedFile string
 	// Users may log in to the embedded broker (devices, Zigbee2MQTT). The adapter's own client
 	// uses an internal user generated at every start.
 	Users []User

@@ -12,4 +12,15 @@
 // One adapter produces IDs "<name>:ha/<unique_id>" and "<name>:z2m/<ieee>[/<sub>]" so the
 // registry can route every command back to it by the "<name>:" prefix. Commands are published
 // with QoS 1 and Command returns once the broker acknowledged them.
+//
+// Files: adapter.go (Run, Command, the paho connection), registry.go (entities, dynamic
+// subscriptions, last-payload replay), ha*.go (discovery parsing and the HA platforms),
+// z2m.go, abbrev.go, availability.go, template*.go, color.go, payload.go, broker.go (embedded
+// mochi broker with password auth) and retained.go (the broker's retained discovery configs
+// kept in a file across restarts).
+//
+// The connection uses a clean session and resubscribes everything in OnConnect, so a broker
+// restart without persistence is survived and every retained message is delivered again. The
+// adapter subscribes with QoS 0 (as Home Assistant does by default); see subscribeQoS for why
+// that also matters for the embedded broker.
 package mqtt

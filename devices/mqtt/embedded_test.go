@@ -3,6 +3,10 @@ package mqtt
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +84,7 @@ func TestEmbeddedBrokerDefault(t *testing.T) {
 }
 
 func TestEmbeddedBrokerPortInUse(t *testing.T) {
-	b, err := StartBroker("127.0.0.1:0", testUsers(), nil)
+	b, err := StartBroker(BrokerConfig{Listen: "127.0.0.1:0", Users: testUsers()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,5 +134,75 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if err := a.Run(context.Background(), newRecSink()); err == nil {
 		t.Fatal("Run with an unreadable CA file succeeded")
+	}
+}
+
+// TestEmbeddedRetainedPersistence restarts the adapter (and with it the embedded broker) and
+// checks that retained discovery configs and the Zigbee2MQTT device list survive in the
+// retained file while device state is not written to disk.
+func TestEmbeddedRetainedPersistence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "retained.json")
+	port := freePort(t)
+	run := func() (*recSink, func()) {
+		a, err := New(Config{
+			Listen: fmt.Sprintf("127.0.0.1:%d", port), RetainedFile: file,
+			Users:  []User{{Username: "device", Password: "device-secret"}},
+			Logger: testLogger(t), MaxReconnectInterval: 500 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := newRecSink()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx, sink) }()
+		for deadline := time.Now().Add(waitTimeout); !a.Connected(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("adapter did not connect")
+			}
+		}
+		return sink, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	}
+	sink, stop := run()
+	env := &brokerEnv{url: fmt.Sprintf("tcp://127.0.0.1:%d", port), devUser: "device", devPass: "device-secret"}
+	dev := newSimDevice(t, env, nil, nil)
+	dev.pub("homeassistant/switch/plug/config", true, `{"name":"Plug","cmd_t":"plug/set","stat_t":"plug/state","uniq_id":"plug-1"}`)
+	dev.pub("homeassistant/switch/gone/config", true, `{"cmd_t":"gone/set","uniq_id":"gone"}`)
+	dev.pub("homeassistant/switch/gone/config", true, ``) // cleared: must not come back
+	dev.pub("plug/state", true, "ON")
+	dev.pub("zigbee2mqtt/bridge/devices", true, z2mDeviceList)
+	sink.waitFor(t, "plug and zigbee light", func(s *recSink) bool {
+		st, ok := s.state("mqtt:ha/plug-1")
+		_, okZ := s.state("mqtt:z2m/0x0017880100000001")
+		return ok && okZ && st.On != nil
+	})
+	dev.client.Disconnect(10)
+	stop() // closing the broker writes the file
+
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "homeassistant/switch/plug/config") || strings.Contains(string(b), "plug/state") ||
+		strings.Contains(string(b), "gone") || !strings.Contains(string(b), "zigbee2mqtt/bridge/devices") {
+		t.Fatalf("retained file holds the wrong topics: %s", b)
+	}
+
+	sink, stop = run()
+	defer stop()
+	sink.waitFor(t, "devices back from the retained file", func(s *recSink) bool {
+		_, ok := s.state("mqtt:ha/plug-1")
+		_, okZ := s.state("mqtt:z2m/0x0017880100000001")
+		return ok && okZ
+	})
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if _, ok := sink.devs["mqtt:ha/gone"]; ok {
+		t.Fatal("a cleared config came back")
 	}
 }

@@ -159,7 +159,7 @@ func testUsers() []User {
 
 func startEmbeddedEnv(t *testing.T) *brokerEnv {
 	t.Helper()
-	b, err := StartBroker("127.0.0.1:0", testUsers(), nil)
+	b, err := StartBroker(BrokerConfig{Listen: "127.0.0.1:0", Users: testUsers()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func startEmbeddedEnv(t *testing.T) *brokerEnv {
 			cur = nil
 			time.Sleep(300 * time.Millisecond) // let clients notice the drop
 			for i := 0; ; i++ {
-				nb, err := StartBroker(addr, testUsers(), nil)
+				nb, err := StartBroker(BrokerConfig{Listen: addr, Users: testUsers()})
 				if err == nil {
 					cur = nb
 					return
@@ -407,7 +407,10 @@ func newSimDevice(t *testing.T, env *brokerEnv, listen []string, onMsg func(d *s
 			go d.onMsg(d, m.Topic(), string(m.Payload()))
 		}
 	}
+	ready := make(chan struct{})
+	var readyOnce sync.Once
 	opts.SetOnConnectHandler(func(c paho.Client) {
+		defer readyOnce.Do(func() { close(ready) })
 		if len(listen) == 0 {
 			return
 		}
@@ -432,9 +435,12 @@ func newSimDevice(t *testing.T, env *brokerEnv, listen []string, onMsg func(d *s
 	if !tok.WaitTimeout(waitTimeout) || tok.Error() != nil {
 		t.Fatalf("sim device connect: %v", tok.Error())
 	}
-	// The subscriptions are made in OnConnect, which runs in its own goroutine; wait for them
-	// by round-tripping a message when there is something to listen on.
-	time.Sleep(100 * time.Millisecond)
+	// The subscriptions are made in OnConnect, which runs in its own goroutine.
+	select {
+	case <-ready:
+	case <-time.After(waitTimeout):
+		t.Fatal("sim device did not subscribe")
+	}
 	t.Cleanup(func() { d.client.Disconnect(100) })
 	return d
 }

@@ -246,8 +246,8 @@ func (a *Media) avatars(ctx context.Context) (map[string]bool, error) {
 	return out, nil
 }
 
-// Quarantine quarantines (on) or releases one media item. Remote media is not stored on
-// Hearth, so it is unknown.
+// Quarantine quarantines (on) or releases one local media item. Copies of remote media in
+// the cache are not covered yet: they answer 404.
 func (a *Media) Quarantine(ctx context.Context, admin, serverName, mediaID string, on bool) error {
 	if !a.m.IsLocal(serverName, mediaID) {
 		return merr.NotFound("media not found")

@@ -44,12 +44,26 @@ func (a *API) getRoomAlias(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// A remote alias would be asked of its server over federation; until then it is unknown.
+	// A remote alias is asked of its server over federation.
+	if ra := id.RoomAlias(alias); a.deps.Federation != nil && aliasServer(ra) != a.opts.ServerName {
+		roomID, servers, err := a.deps.Federation.ResolveRemoteAlias(c.Request().Context(), ra)
+		if err != nil {
+			return err
+		}
+		if servers == nil {
+			servers = []string{}
+		}
+		return c.JSON(http.StatusOK, map[string]any{"room_id": roomID.String(), "servers": servers})
+	}
 	roomID, err := a.rooms.ResolveAlias(c.Request().Context(), alias)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"room_id": roomID.String(), "servers": []string{a.opts.ServerName}})
+	servers, err := a.rooms.JoinedServers(c.Request().Context(), roomID)
+	if err != nil || len(servers) == 0 {
+		servers = []string{a.opts.ServerName}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"room_id": roomID.String(), "servers": servers})
 }
 
 func (a *API) putRoomAlias(c echo.Context) error {
@@ -212,19 +226,31 @@ type publicRoomsResponse struct {
 }
 
 func (a *API) getPublicRooms(c echo.Context) error {
-	if err := a.checkDirectoryServer(c); err != nil {
-		return err
-	}
 	limit, err := intParam(c, "limit", 0)
 	if err != nil {
+		return err
+	}
+	body := map[string]any{}
+	if limit > 0 {
+		body["limit"] = limit
+	}
+	if s := c.QueryParam("since"); s != "" {
+		body["since"] = s
+	}
+	if done, err := a.remoteDirectory(c, body); done {
+		return err
+	}
+	if err := a.checkDirectoryServer(c); err != nil {
 		return err
 	}
 	return a.publicRooms(c, rooms.PublicRoomsRequest{Limit: limit, Since: c.QueryParam("since")})
 }
 
 func (a *API) postPublicRooms(c echo.Context) error {
-	if err := a.checkDirectoryServer(c); err != nil {
-		return err
+	if a.deps.Federation == nil {
+		if err := a.checkDirectoryServer(c); err != nil {
+			return err
+		}
 	}
 	var body struct {
 		Limit  *int    `json:"limit"`
@@ -238,6 +264,27 @@ func (a *API) postPublicRooms(c echo.Context) error {
 	}
 	if err := readJSON(c, &body); err != nil {
 		return err
+	}
+	if c.QueryParam("server") != "" && c.QueryParam("server") != a.opts.ServerName {
+		fwd := map[string]any{}
+		if body.Limit != nil {
+			fwd["limit"] = *body.Limit
+		}
+		if body.Since != nil {
+			fwd["since"] = *body.Since
+		}
+		if body.Filter != nil {
+			fwd["filter"] = body.Filter
+		}
+		if body.IncludeAllNetworks != nil {
+			fwd["include_all_networks"] = *body.IncludeAllNetworks
+		}
+		if body.ThirdPartyInstanceID != nil {
+			fwd["third_party_instance_id"] = *body.ThirdPartyInstanceID
+		}
+		if done, err := a.remoteDirectory(c, fwd); done {
+			return err
+		}
 	}
 	if body.Limit != nil && *body.Limit < 0 {
 		return merr.InvalidParam("limit must not be negative")

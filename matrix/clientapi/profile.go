@@ -70,7 +70,7 @@ func (a *API) getProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	dn, av, err := a.profileOrQueryAS(c.Request().Context(), u) // appservice.go
+	dn, av, err := a.anyProfile(c.Request().Context(), u)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func (a *API) getProfileField(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	dn, av, err := a.accounts.Profile(c.Request().Context(), u)
+	dn, av, err := a.anyProfile(c.Request().Context(), u)
 	if err != nil {
 		return err
 	}

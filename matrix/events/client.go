@@ -58,6 +58,7 @@ type Unsigned struct {
 	Age             int64           `json:"age,omitempty"`
 	TransactionID   string          `json:"transaction_id,omitempty"`
 	PrevContent     json.RawMessage `json:"prev_content,omitempty"`
+	PrevSender      string          `json:"prev_sender,omitempty"`
 	ReplacesState   string          `json:"replaces_state,omitempty"`
 	RedactedBecause *ClientEvent    `json:"redacted_because,omitempty"`
 	Membership      string          `json:"membership,omitempty"`

@@ -23,6 +23,11 @@ func AuthorizeLocal(rv id.RoomVersion, p *pdu.PDU, getEvents eventauth.GetEvents
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, eventauth.ErrCreatorInPowerLevels) {
+		// A client asking for something the room version forbids outright is a bad
+		// request, not a permission problem (room v12, MSC4289).
+		return merr.BadJSON("room creators must not be listed in power levels: %s", humanAuthMessage(err))
+	}
 	var afe eventauth.AuthFailError
 	if errors.As(err, &afe) {
 		return merr.Forbidden("event not authorised (auth rule %s): %s", afe.Index, humanAuthMessage(err))

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/hearth-home/hearth/appliance/testserver"
@@ -84,15 +86,15 @@ func installDendrite(binDir string) error {
 	}
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = os.TempDir()
-	cmd.Env = append(envWithout("GOBIN=", "GOFLAGS=", "CGO_ENABLED="), "GOBIN="+binDir, "CGO_ENABLED=1", "GOFLAGS=-mod=mod")
+	cmd.Env = append(dEnvWithout("GOBIN=", "GOFLAGS=", "CGO_ENABLED="), "GOBIN="+binDir, "CGO_ENABLED=1", "GOFLAGS=-mod=mod")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	return nil
 }
 
-// envWithout is the process environment minus variables with the given prefixes.
-func envWithout(prefixes ...string) []string {
+// dEnvWithout is the process environment minus variables with the given prefixes.
+func dEnvWithout(prefixes ...string) []string {
 	var env []string
 outer:
 	for _, kv := range os.Environ() {
@@ -112,31 +114,45 @@ type dendrite struct {
 	URL        string // client API base
 	ServerName string // localhost:PORT
 	cmd        *exec.Cmd
-	log        *syncBuffer
+	log        *dLogBuffer
 	done       chan struct{}
 	n          int
 }
 
-// syncBuffer collects the process output; the process writes while the test reads.
-type syncBuffer struct {
+// dLogBuffer collects the process output; the process writes while the test reads.
+type dLogBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *dLogBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// quiet is the output without the two lines Dendrite logs at info for every /messages call,
+// which the tests' polling would otherwise multiply into thousands.
+func (s *dLogBuffer) quiet() string {
+	var out strings.Builder
+	for _, line := range strings.SplitAfter(s.String(), "\n") {
+		if strings.Contains(line, `msg="Fetched `) || strings.Contains(line, "msg=Responding ") {
+			continue
+		}
+		out.WriteString(line)
+	}
+	return out.String()
+}
+
+func (s *dLogBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
 // startDendrite configures and starts Dendrite for loopback federation with Hearth servers that
-// trust ca. Its output goes to the test log when the test fails (or always with HEARTH_TEST_LOG).
+// trust ca. Its output goes to the test log when the test fails or DENDRITE_DUMP is set, and
+// straight to stderr with HEARTH_TEST_LOG; DENDRITE_LOG_LEVEL (default info) sets its level.
 func startDendrite(t *testing.T, ca testserver.CA) *dendrite {
 	t.Helper()
 	binDir := dendriteBinDir(t)
@@ -146,10 +162,10 @@ func startDendrite(t *testing.T, ca testserver.CA) *dendrite {
 	d := &dendrite{
 		URL:        "http://127.0.0.1:" + strconv.Itoa(httpPort),
 		ServerName: "localhost:" + strconv.Itoa(fedPort),
-		log:        &syncBuffer{},
+		log:        &dLogBuffer{},
 		done:       make(chan struct{}),
 	}
-	certFile, keyFile := writeLeaf(t, ca, dir)
+	certFile, keyFile := dWriteLeaf(t, ca, dir)
 	writeDendriteConfig(t, binDir, dir, d.ServerName)
 
 	d.cmd = exec.Command(filepath.Join(binDir, "dendrite"),
@@ -158,7 +174,7 @@ func startDendrite(t *testing.T, ca testserver.CA) *dendrite {
 		"-https-bind-address", "127.0.0.1:"+strconv.Itoa(fedPort),
 		"-tls-cert", certFile, "-tls-key", keyFile)
 	d.cmd.Dir = dir
-	d.cmd.Env = envWithout("GOMEMLIMIT=", "GOGC=", "PPROFLISTEN=")
+	d.cmd.Env = dEnvWithout("GOMEMLIMIT=", "GOGC=", "PPROFLISTEN=")
 	var out io.Writer = d.log
 	if os.Getenv("HEARTH_TEST_LOG") != "" {
 		out = io.MultiWriter(d.log, os.Stderr)
@@ -171,7 +187,7 @@ func startDendrite(t *testing.T, ca testserver.CA) *dendrite {
 	t.Cleanup(func() {
 		d.stop()
 		if (t.Failed() || os.Getenv("DENDRITE_DUMP") != "") && os.Getenv("HEARTH_TEST_LOG") == "" {
-			t.Logf("dendrite output:\n%s", d.log.String())
+			t.Logf("dendrite output (its per-request /messages lines left out):\n%s", d.log.quiet())
 		}
 	})
 
@@ -211,9 +227,9 @@ func (d *dendrite) stop() {
 	}
 }
 
-// writeLeaf issues Dendrite's federation certificate from the test CA (so Hearth, which trusts
+// dWriteLeaf issues Dendrite's federation certificate from the test CA (so Hearth, which trusts
 // the CA, verifies it like a real certificate) and writes it and its key as PEM files.
-func writeLeaf(t *testing.T, ca testserver.CA, dir string) (string, string) {
+func dWriteLeaf(t *testing.T, ca testserver.CA, dir string) (string, string) {
 	t.Helper()
 	leaf, _, err := hearthtls.SignWithCA(ca.Cert, ca.Key, "localhost")
 	if err != nil {
@@ -356,4 +372,78 @@ func dendriteJSON(t *testing.T, method, url string, body, out any) {
 	if err := json.Unmarshal(b, out); err != nil {
 		t.Fatalf("%s %s: decode %s: %v", method, url, b, err)
 	}
+}
+
+// dSyncSince runs one non-blocking /sync from since ("" for an initial sync).
+func dSyncSince(t *testing.T, c *mautrix.Client, since string) *mautrix.RespSync {
+	t.Helper()
+	resp, err := c.SyncRequest(context.Background(), 0, since, "", false, event.PresenceOnline)
+	if err != nil {
+		t.Logf("sync: %v", err)
+		return nil
+	}
+	return resp
+}
+
+// ephemeralOf returns the room's ephemeral events of one type in a /sync response, parsed.
+func ephemeralOf(resp *mautrix.RespSync, room id.RoomID, typ event.Type) []*event.Event {
+	if resp == nil {
+		return nil
+	}
+	jr := resp.Rooms.Join[room]
+	if jr == nil {
+		return nil
+	}
+	var out []*event.Event
+	for _, ev := range jr.Ephemeral.Events {
+		if ev.Type.Type == typ.Type {
+			// mautrix leaves ephemeral content unparsed in a raw /sync response.
+			ev.Type.Class = event.EphemeralEventType
+			if err := ev.Content.ParseRaw(ev.Type); err != nil {
+				continue
+			}
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// dTypingIn reports whether user shows as typing in room in the /sync since the given token.
+func dTypingIn(t *testing.T, c *mautrix.Client, since string, room id.RoomID, user id.UserID) bool {
+	for _, ev := range ephemeralOf(dSyncSince(t, c, since), room, event.EphemeralEventTyping) {
+		if slices.Contains(ev.Content.AsTyping().UserIDs, user) {
+			return true
+		}
+	}
+	return false
+}
+
+// dReadReceiptIn reports whether user's m.read receipt on eventID is in the /sync since the token.
+func dReadReceiptIn(t *testing.T, c *mautrix.Client, since string, room id.RoomID, eventID id.EventID, user id.UserID) bool {
+	for _, ev := range ephemeralOf(dSyncSince(t, c, since), room, event.EphemeralEventReceipt) {
+		if _, ok := (*ev.Content.AsReceipt())[eventID][event.ReceiptTypeRead][user]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// dGet is an authenticated GET that returns the status and body.
+func dGet(t *testing.T, url, token string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read body: %v", url, err)
+	}
+	return resp.StatusCode, b
 }

@@ -158,6 +158,9 @@ func (s *Service) typingEDU(ctx context.Context, origin string, c json.RawMessag
 	if t.UserID.Homeserver() != origin {
 		return merr.Forbidden("%s cannot speak for %s", origin, t.UserID)
 	}
+	if err := s.rooms.CheckServerACL(t.RoomID, origin); err != nil {
+		return err
+	}
 	if s.eph == nil {
 		return nil
 	}
@@ -179,6 +182,10 @@ func (s *Service) receiptEDU(ctx context.Context, origin string, c json.RawMessa
 		return nil
 	}
 	for roomID, types := range rooms {
+		if err := s.rooms.CheckServerACL(roomID, origin); err != nil {
+			s.log.Info("receipts from a server denied by the room's ACL dropped", "room_id", roomID, "origin", origin)
+			continue
+		}
 		for typ, users := range types {
 			for user, r := range users {
 				if user.Homeserver() != origin || len(r.EventIDs) == 0 {

@@ -48,7 +48,7 @@ func (s *Service) Watch(b *bus.Bus[change.Change]) func() {
 			if sub.Lagged() {
 				s.log.Warn("federation fan-out lagged behind the bus; some events wait for the next one to be pulled")
 			}
-			if c.Kind != change.Event || id.UserID(c.Sender).Homeserver() != s.server {
+			if c.Kind != change.Event || c.Federated || id.UserID(c.Sender).Homeserver() != s.server {
 				continue
 			}
 			s.sendLocal(c)
@@ -64,11 +64,9 @@ func (s *Service) sendLocal(c change.Change) {
 		s.log.Warn("fan out: load event", "event_id", c.EventID, "err", err)
 		return
 	}
+	// An invitee's server got the invite through /invite already; when it is in the room it
+	// also needs it in the room's DAG, so it is not skipped here.
 	var skip []string
-	if c.EventType == "m.room.member" && c.Membership == "invite" && c.StateKey != nil {
-		// The invitee's server already has the invite from /invite.
-		skip = append(skip, id.UserID(*c.StateKey).Homeserver())
-	}
 	extra := []string{}
 	if c.EventType == "m.room.member" && c.StateKey != nil && (c.Membership == "leave" || c.Membership == "ban") {
 		// A kicked or banned remote user's server is no longer in the joined set; it must

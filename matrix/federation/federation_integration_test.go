@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/hearth-home/hearth/appliance/config"
 	"github.com/hearth-home/hearth/appliance/testserver"
 )
 
@@ -108,6 +110,14 @@ func TestFederationJoinChatLeave(t *testing.T) {
 				t.Fatalf("room name on bob's server: %q, %v", name.Name, err)
 			}
 			waitFor(t, "alice's server to see bob join", func() bool { return members(t, alice, room)[bob.UserID.String()] == "join" })
+
+			// Profiles of remote users come from their server.
+			if err := alice.SetDisplayName(ctx, "Alice Home"); err != nil {
+				t.Fatal(err)
+			}
+			if p, err := bob.GetProfile(ctx, alice.UserID); err != nil || p.DisplayName != "Alice Home" {
+				t.Fatalf("remote profile: %+v %v", p, err)
+			}
 
 			// Messages both ways.
 			if _, err := bob.SendText(ctx, room, "hello from b"); err != nil {
@@ -210,8 +220,6 @@ func isErrcode(err error, code string) bool {
 	}
 	return he.RespError != nil && he.RespError.ErrCode == code
 }
-
-var _ = fmt.Sprintf
 
 // joinedPair makes a public room on a with alice and bob (from b) joined.
 func joinedPair(t *testing.T, a, b *testserver.Server) (*mautrix.Client, *mautrix.Client, id.RoomID) {
@@ -414,5 +422,92 @@ func TestFederationBackfill(t *testing.T) {
 	}
 	if seen[0] != "history 24" {
 		t.Fatalf("first message paging back is %q", seen[0])
+	}
+}
+
+// Delegation: the configured m.server is served at /.well-known/matrix/server; without one the
+// answer is 404 (no delegation), and the client well-known names the public base URL.
+func TestFederationWellKnown(t *testing.T) {
+	s := testserver.Start(t, func(c *config.Config) {
+		c.Federation.WellKnownServer = "matrix.example.org:443"
+		c.PublicBaseURL = "https://matrix.example.org"
+	})
+	plain := testserver.Start(t)
+	get := func(url string) (int, map[string]any) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	if code, m := get(s.URL + "/.well-known/matrix/server"); code != 200 || m["m.server"] != "matrix.example.org:443" {
+		t.Fatalf("well-known server: %d %v", code, m)
+	}
+	if code, m := get(s.URL + "/.well-known/matrix/client"); code != 200 || m["m.homeserver"].(map[string]any)["base_url"] != "https://matrix.example.org" {
+		t.Fatalf("well-known client: %d %v", code, m)
+	}
+	if code, _ := get(plain.URL + "/.well-known/matrix/server"); code != 404 {
+		t.Fatalf("well-known server without delegation: %d, want 404", code)
+	}
+}
+
+// A user who left a room (so their server is no longer in it) is invited back and rejoins.
+func TestFederationRejoinAfterLeave(t *testing.T) {
+	a, b, _ := fedPair(t)
+	ctx := context.Background()
+	alice, bob, room := joinedPair(t, a, b)
+	if _, err := bob.LeaveRoom(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob left on a", func() bool { return members(t, alice, room)[bob.UserID.String()] == "leave" })
+	if _, err := alice.SendText(ctx, room, "while bob was away"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: bob.UserID}); err != nil {
+		t.Fatalf("invite back: %v", err)
+	}
+	waitFor(t, "bob's invite on b", func() bool {
+		resp, err := bob.SyncRequest(ctx, 0, "", "", false, event.PresenceOnline)
+		_, ok := resp.Rooms.Invite[room]
+		return err == nil && ok
+	})
+	if _, err := bob.JoinRoomByID(ctx, room); err != nil {
+		t.Fatalf("rejoin: %v", err)
+	}
+	if _, err := alice.SendText(ctx, room, "welcome back"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "messages after the rejoin on b", func() bool { return contains(bodies(t, bob, room), "welcome back") })
+	if _, err := bob.SendText(ctx, room, "glad to be back"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bob's message on a", func() bool { return contains(bodies(t, alice, room), "glad to be back") })
+}
+
+// A client lists another server's room directory through its own server.
+func TestFederationRemoteDirectory(t *testing.T) {
+	a, b, _ := fedPair(t)
+	ctx := context.Background()
+	alice := a.Register(t, "alice", false)
+	bob := b.Register(t, "bob", false)
+	created, err := alice.CreateRoom(ctx, &mautrix.ReqCreateRoom{Preset: "public_chat", Visibility: "public", Name: "Garden"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := bob.PublicRooms(ctx, &mautrix.ReqPublicRooms{Server: a.ServerName})
+	if err != nil {
+		t.Fatalf("remote directory: %v", err)
+	}
+	found := false
+	for _, r := range resp.Chunk {
+		if r.RoomID == created.RoomID && r.Name == "Garden" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("alice's public room not in a's directory as seen from b: %+v", resp.Chunk)
 	}
 }

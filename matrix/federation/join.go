@@ -56,13 +56,22 @@ func (s *Service) joinVia(ctx context.Context, roomID id.RoomID, user id.UserID,
 	if err != nil {
 		return "", err
 	}
-	sj, err := s.client.SendJoin(ctx, &mfed.ReqSendJoin{RoomID: roomID, EventID: join.ID, Event: join.JSON, Via: via})
+	// The answer is streamed: its events are verified and stored in batches as they arrive
+	// (sendjoin_*.go), and of the state only the event IDs are kept.
+	imp := s.newJoinImport(ctx, roomID, rv)
+	signedJoin, err := s.sendJoinStream(ctx, via, roomID, join, imp)
 	if err != nil {
-		return "", remoteErr("send_join", via, err)
+		return "", err
 	}
-	if len(sj.Event) > 0 {
+	if err := imp.finish(); err != nil {
+		return "", err
+	}
+	s.log.Info("send_join answer imported", "room_id", roomID, "via", via, "state", len(imp.stateIDs),
+		"received", imp.stats.Received, "stored", imp.stats.Stored, "dropped", imp.stats.Dropped,
+		"duplicates", imp.stats.Duplicates, "waited", imp.stats.Waited, "max_waiting", imp.stats.MaxWaiting, "batches", imp.stats.Batches)
+	if len(signedJoin) > 0 {
 		// A restricted join comes back countersigned by the resident server.
-		signed, err := s.parse(ctx, rv, sj.Event)
+		signed, err := s.parse(ctx, rv, signedJoin)
 		if err != nil {
 			return "", fmt.Errorf("send_join event from %s: %w", via, err)
 		}
@@ -71,20 +80,7 @@ func (s *Service) joinVia(ctx context.Context, roomID id.RoomID, user id.UserID,
 		}
 		join = signed
 	}
-	all := s.parseAll(ctx, rv, sj.AuthChain)
-	state := s.parseAll(ctx, rv, sj.State)
-	stateIDs := make([]id.EventID, 0, len(state))
-	for _, e := range state {
-		if e.PDU.StateKey == nil {
-			continue
-		}
-		stateIDs = append(stateIDs, e.ID)
-	}
-	all = append(all, state...)
-	getKey := s.keys.GetKey(ctx)
-	if err := s.rooms.StoreOutliers(ctx, roomID, rv, all, getKey); err != nil {
-		return "", err
-	}
+	stateIDs, getKey := imp.stateIDs, imp.getKey
 	if _, err := s.rooms.ImportJoin(ctx, roomID, stateIDs, join, getKey); err != nil {
 		return "", err
 	}
@@ -219,4 +215,31 @@ func (s *Service) ResolveRemoteAlias(ctx context.Context, alias id.RoomAlias) (i
 func aliasServer(a id.RoomAlias) string {
 	_, srv, _ := strings.Cut(string(a), ":")
 	return srv
+}
+
+// QueryProfile asks a remote user's server for their profile (federation query/profile).
+func (s *Service) QueryProfile(ctx context.Context, user id.UserID) (string, string, error) {
+	resp, err := s.client.QueryProfile(ctx, user.Homeserver(), user)
+	if err != nil {
+		return "", "", remoteErr("query/profile", user.Homeserver(), err)
+	}
+	return resp.DisplayName, resp.AvatarURL.String(), nil
+}
+
+// RemotePublicRooms asks another server for its room directory (federation POST /publicRooms)
+// with the client's request body, answering the server's JSON as it came.
+func (s *Service) RemotePublicRooms(ctx context.Context, server string, body json.RawMessage) (json.RawMessage, error) {
+	var out json.RawMessage
+	_, _, err := s.client.MakeFullRequest(ctx, mfed.RequestParams{
+		ServerName:   server,
+		Method:       http.MethodPost,
+		Path:         mfed.URLPath{"v1", "publicRooms"},
+		Authenticate: true,
+		RequestJSON:  body,
+		ResponseJSON: &out,
+	})
+	if err != nil {
+		return nil, remoteErr("publicRooms", server, err)
+	}
+	return out, nil
 }

@@ -40,6 +40,9 @@ func (s *Service) HandlePDU(ctx context.Context, origin string, raw json.RawMess
 	if !ok {
 		return "", merr.NotFound("this server is not in room %s", head.RoomID)
 	}
+	if err := s.rooms.CheckServerACL(head.RoomID, origin); err != nil {
+		return "", err
+	}
 	ev, err := s.parse(ctx, rv, raw)
 	if err != nil {
 		// Report the failure under the event's ID when it has one, as the /send answer
@@ -54,10 +57,13 @@ func (s *Service) HandlePDU(ctx context.Context, origin string, raw json.RawMess
 	return ev.ID, s.accept(ctx, origin, rv, ev, 0)
 }
 
-// accept stores one verified event, fetching what it depends on first.
+// accept stores one verified event, fetching what it depends on first: a gap before it through
+// get_missing_events, then (gap still open) the state before it through /state_ids, and last any
+// auth events still unknown through /event_auth. The order is Synapse's, which peers expect.
 func (s *Service) accept(ctx context.Context, origin string, rv id.RoomVersion, ev rooms.Remote, depth int) error {
 	getKey := s.keys.GetKey(ctx)
-	res, err := s.rooms.Receive(ctx, ev, getKey, rooms.ReceiveOpts{})
+	opts := rooms.ReceiveOpts{}
+	res, err := s.rooms.Receive(ctx, ev, getKey, opts)
 	var miss *rooms.MissingEventsError
 	if !errors.As(err, &miss) {
 		return s.outcome(ev, res, err)
@@ -65,23 +71,31 @@ func (s *Service) accept(ctx context.Context, origin string, rv id.RoomVersion, 
 	if depth > maxFetchDepth {
 		return fmt.Errorf("event %s: %w", ev.ID, err)
 	}
-	if len(miss.Auth) > 0 {
-		if err := s.fetchAuthChain(ctx, origin, rv, ev); err != nil {
-			return err
-		}
-	}
 	if len(miss.Prev) > 0 {
-		s.fillGap(ctx, origin, rv, ev, depth)
-	}
-	res, err = s.rooms.Receive(ctx, ev, getKey, rooms.ReceiveOpts{})
-	if errors.As(err, &miss) && len(miss.Prev) > 0 && len(miss.Auth) == 0 {
-		// The gap is too wide (or the origin would not fill it): take the state before the
-		// event from the origin instead, as the spec allows.
-		state, serr := s.fetchStateBefore(ctx, origin, rv, ev)
-		if serr != nil {
-			return fmt.Errorf("event %s: state at the gap: %w", ev.ID, serr)
+		usable := s.fillGap(ctx, origin, rv, ev, depth)
+		res, err = s.rooms.Receive(ctx, ev, getKey, opts)
+		if errors.As(err, &miss) && len(miss.Prev) > 0 && depth == 0 && usable == 0 {
+			// The origin pushed an event whose history it cannot (or will not) give us in a
+			// usable form: drop it, as Synapse does, rather than build on state we would have
+			// to take on trust. A later event will try again.
+			return fmt.Errorf("event %s: prev events missing and not fetchable: %w", ev.ID, err)
 		}
-		res, err = s.rooms.Receive(ctx, ev, getKey, rooms.ReceiveOpts{StateBefore: state})
+		if errors.As(err, &miss) && len(miss.Prev) > 0 {
+			// The gap is too wide (or the origin would not fill it): take the state before
+			// the event from the origin instead, as the spec allows.
+			state, serr := s.fetchStateBefore(ctx, origin, rv, ev)
+			if serr != nil {
+				return fmt.Errorf("event %s: state at the gap: %w", ev.ID, serr)
+			}
+			opts.StateBefore = state
+			res, err = s.rooms.Receive(ctx, ev, getKey, opts)
+		}
+	}
+	if errors.As(err, &miss) && len(miss.Auth) > 0 && len(miss.Prev) == 0 {
+		if aerr := s.fetchAuthChain(ctx, origin, rv, ev); aerr != nil {
+			return aerr
+		}
+		res, err = s.rooms.Receive(ctx, ev, getKey, opts)
 	}
 	return s.outcome(ev, res, err)
 }
@@ -107,30 +121,34 @@ func (s *Service) fetchAuthChain(ctx context.Context, origin string, rv id.RoomV
 }
 
 // fillGap asks the origin for the events between our forward extremities and ev and accepts
-// them oldest first. Failures are logged: the caller falls back to the state at the gap.
-func (s *Service) fillGap(ctx context.Context, origin string, rv id.RoomVersion, ev rooms.Remote, depth int) {
+// them oldest first, returning how many valid events it got. Failures are logged: the caller
+// falls back to the state at the gap.
+func (s *Service) fillGap(ctx context.Context, origin string, rv id.RoomVersion, ev rooms.Remote, depth int) int {
 	ext, err := s.rooms.Extremities(ev.PDU.RoomID)
 	if err != nil {
 		s.log.Warn("extremities", "room_id", ev.PDU.RoomID, "err", err)
-		return
+		return 0
 	}
 	resp, err := s.client.GetMissingEvents(ctx, &mfed.ReqGetMissingEvents{
 		ServerName: origin, RoomID: ev.PDU.RoomID, EarliestEvents: ext, LatestEvents: []id.EventID{ev.ID}, Limit: gapLimit,
 	})
 	if err != nil {
 		s.log.Info("get_missing_events failed", "origin", origin, "event_id", ev.ID, "err", err)
-		return
+		return 0
 	}
 	got := s.parseAll(ctx, rv, resp.Events)
 	sort.SliceStable(got, func(i, j int) bool { return got[i].PDU.Depth < got[j].PDU.Depth })
+	usable := 0
 	for _, g := range got {
 		if g.PDU.RoomID != ev.PDU.RoomID {
 			continue
 		}
+		usable++
 		if err := s.accept(ctx, origin, rv, g, depth+1); err != nil {
 			s.log.Info("missing event not accepted", "event_id", g.ID, "err", err)
 		}
 	}
+	return usable
 }
 
 // fetchStateBefore asks the origin for the state before ev (/state_ids), fetches the events of

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"maunium.net/go/mautrix"
@@ -49,6 +50,8 @@ type Client interface {
 	GetEvent(ctx context.Context, serverName string, eventID id.EventID) (*mfed.RespBackfill, error)
 	Backfill(ctx context.Context, req *mfed.ReqBackfill) (*mfed.RespBackfill, error)
 	QueryDirectory(ctx context.Context, serverName string, roomAlias id.RoomAlias) (*mautrix.RespAliasResolve, error)
+	QueryProfile(ctx context.Context, serverName string, userID id.UserID) (*mautrix.RespUserProfile, error)
+	MakeFullRequest(ctx context.Context, params mfed.RequestParams) ([]byte, *http.Response, error)
 }
 
 // Service is the federation core: the incoming event pipeline and the joins, leaves, knocks and

@@ -29,8 +29,18 @@
 //     and the membership events in the window of the user's rooms; rooms count whether or not
 //     they are encrypted (the spec allows this approximation). A room with more than
 //     memberScanLimit events in the window reports all its joined members as changed.
-//   - Only local users are served; remote users are reported in `failures` until federation
-//     exists.
+//   - Users of other servers (remote.go, remote_query.go; on once the appliance calls
+//     EnableRemote): /keys/query asks their servers (federation /user/keys/query, one request
+//     per server in parallel, each bounded by a timeout; a failed server goes in `failures`)
+//     unless a fresh cached device list answers; /keys/claim asks /user/keys/claim. The cache
+//     is memory only, bounded (MaxUsers) and aged (TTL). m.device_list_update EDUs update it in
+//     place when their prev_id is the cached stream ID, else mark it stale and refetch the
+//     whole list with /user/devices in the background; every update (and m.signing_key_update)
+//     is written to the device-list change stream, so local users sharing a room see the
+//     remote user in device_lists.changed and /keys/changes. A remote user has no membership
+//     index, so "shares a room" reads their member event in the rooms' state.
+//   - To-device messages for remote users go to the federation sender after the local commit,
+//     once per transaction ID; messages that came from another server are never relayed.
 //   - Deleting a device (the accounts service) removes its E2EE records asynchronously: Watch
 //     consumes change.Devices from the bus and cleans up; queries already ignore keys of
 //     devices that no longer exist.

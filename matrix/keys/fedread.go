@@ -40,9 +40,18 @@ func (s *Service) FedUserDevices(ctx context.Context, user id.UserID) (*FedDevic
 	}
 	out := &FedDevices{UserID: user.String(), Devices: []FedDevice{}}
 	err := s.st.View(func(txn *store.Txn) error {
-		var err error
-		if out.StreamID, err = txn.DeviceListPos(user.String()); err != nil {
+		// stream_id is the ID of the last m.device_list_update sent for the user, so that a
+		// receiver can chain the next update (prev_id) onto this answer; before any update
+		// was sent it is the stream position of the newest change, which no update's prev_id
+		// matches, so the receiver resyncs once on the first update.
+		fid, err := txn.FedDeviceListID(user.String())
+		if err != nil {
 			return err
+		}
+		if out.StreamID = fid; fid == 0 {
+			if out.StreamID, err = txn.DeviceListPos(user.String()); err != nil {
+				return err
+			}
 		}
 		devs, err := queryDevices(txn, user.String(), nil)
 		if err != nil {

@@ -167,7 +167,10 @@ func (s *Service) ApplyDeviceListUpdate(ctx context.Context, u RemoteDeviceUpdat
 		return err
 	}
 	if !applied && e != nil {
+		s.log.Debug("remote device list out of step, fetching it whole", "user", u.UserID, "stream_id", u.StreamID, "prev_id", u.PrevID)
 		s.resyncLater(u.UserID)
+	} else if applied {
+		s.log.Debug("remote device list updated in place", "user", u.UserID, "device", u.DeviceID, "stream_id", u.StreamID)
 	}
 	return nil
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // Helpers for the admin API (matrix/admin/media.go): listing, deletion and quarantine of
-// local media. Deletion removes the file only when no remaining record holds the same
-// content hash, since files are shared by content address.
+// local media. Deletion removes the file only when no remaining record, local or in the
+// remote media cache, holds the same content hash, since files are shared by content address.
 
 // deleteBatch bounds the records removed in one write transaction (Badger's size limit).
 const deleteBatch = 500
@@ -184,10 +184,22 @@ func (s *Service) Delete(ctx context.Context, ids []string) ([]string, error) {
 	}
 	// One scan answers "is this content still used" for every hash of the request.
 	err := s.st.View(func(t *store.Txn) error {
-		return t.AllMedia(func(r *store.MediaRecord) (bool, error) {
+		if err := t.AllMedia(func(r *store.MediaRecord) (bool, error) {
 			delete(hashes, r.Hash)
 			return len(hashes) > 0, nil
-		})
+		}); err != nil {
+			return err
+		}
+		for h := range hashes { // the remote media cache shares the content-addressed files
+			used, err := t.RemoteMediaUsesHash(h)
+			if err != nil {
+				return err
+			}
+			if used {
+				delete(hashes, h)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return deleted, fmt.Errorf("media: delete: find shared content: %w", err)

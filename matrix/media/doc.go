@@ -12,7 +12,12 @@
 // link-local and other non-public addresses (checked on the resolved address of every
 // connection, so redirects and DNS rebinding are covered) unless the configuration allows them.
 //
-// Remote media (another server's mxc:// URIs) answers M_NOT_FOUND until federation lands.
+// Remote media (another server's mxc:// URIs) is fetched from its origin over federation
+// (remote_federation.go: the authenticated multipart endpoint, a Location part followed, the
+// legacy /_matrix/media/v3/download only on 404 M_UNRECOGNIZED), stored content-addressed like
+// local media with a store.RemoteMediaRecord, and served from that cache; concurrent requests
+// share one fetch. A sweeper (remote_sweep.go) evicts least recently used files beyond the
+// byte budget and files unused past the retention; they are fetched again on demand.
 //
 // The package knows nothing about HTTP serving; matrix/clientapi/media.go maps requests to it and
 // uses the helpers in serving.go for the safe-serving headers.

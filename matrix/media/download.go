@@ -10,8 +10,8 @@ import (
 )
 
 // Open finds local media and opens its file. While an asynchronous upload is pending it waits
-// up to wait for the content, then answers 504 M_NOT_YET_UPLOADED. Remote media answers
-// M_NOT_FOUND until federation lands. The caller closes the file.
+// up to wait for the content, then answers 504 M_NOT_YET_UPLOADED. Remote media is served from
+// the cache, fetched from its origin first when needed (remote.go). The caller closes the file.
 func (s *Service) Open(ctx context.Context, serverName, mediaID string, wait time.Duration) (store.MediaRecord, *os.File, error) {
 	rec, err := s.Lookup(ctx, serverName, mediaID, wait)
 	if err != nil {
@@ -27,8 +27,11 @@ func (s *Service) Open(ctx context.Context, serverName, mediaID string, wait tim
 
 // Lookup returns the record of uploaded local media, waiting for a pending upload as Open does.
 func (s *Service) Lookup(ctx context.Context, serverName, mediaID string, wait time.Duration) (store.MediaRecord, error) {
-	if serverName != s.opts.ServerName || !validID(mediaID) {
-		return store.MediaRecord{}, errNotFound() // remote media: federation is not there yet
+	if serverName != s.opts.ServerName {
+		return s.lookupRemote(ctx, serverName, mediaID, wait) // remote.go: cached or fetched
+	}
+	if !validID(mediaID) {
+		return store.MediaRecord{}, errNotFound()
 	}
 	read := func() (store.MediaRecord, error) {
 		var rec store.MediaRecord

@@ -54,6 +54,8 @@ type Service struct {
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // media ID -> closed when its content arrives
+
+	remote *remoteCache // other servers' media (remote.go); nil until EnableRemote
 }
 
 // New builds the service. The media directory is created on first write.

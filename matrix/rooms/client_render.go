@@ -128,6 +128,7 @@ func clientEvent(txn *store.Txn, who Requester, e *Event, now int64) (*events.Cl
 			u.ReplacesState = prev.ID
 			if l, err := events.ParseLite(prev.PDU); err == nil && len(l.Content) > 0 {
 				u.PrevContent = l.Content
+				u.PrevSender = l.Sender
 			}
 		}
 	}

@@ -48,7 +48,18 @@ func (s *Service) mayRedact(roomID id.RoomID, sender id.UserID, target id.EventI
 	return s.st.View(func(txn *store.Txn) error {
 		pos, err := txn.EventPos(target.String())
 		if errors.Is(err, store.ErrNotFound) {
-			return merr.NotFound("event %s not found", target)
+			// An event this server never received (another server's, in a federated
+			// room) may still be redacted by someone with the redact power level: the
+			// redaction is kept and applies if the event arrives.
+			nid, nerr := txn.RoomNID(roomID.String())
+			if nerr != nil {
+				return merr.NotFound("event %s not found", target)
+			}
+			pl, perr := s.powerLevels(txn, nid)
+			if perr != nil || pl.GetUserLevel(sender) < pl.Redact() {
+				return merr.NotFound("event %s not found", target)
+			}
+			return nil
 		}
 		if err != nil {
 			return err

@@ -211,7 +211,7 @@ func (s *Service) receive(ctx context.Context, txn *store.Txn, r *room, ev Remot
 	if err := s.advance(ctx, txn, r, ev, pos, rec.After); err != nil {
 		return nil, err
 	}
-	ch := change.Change{Pos: pos, Kind: change.Event, Room: r.nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: membershipOf(ev.PDU)}
+	ch := change.Change{Pos: pos, Kind: change.Event, Room: r.nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: membershipOf(ev.PDU), Federated: true}
 	txn.Notify(pos, ch)
 	return &Received{Pos: pos}, nil
 }
@@ -596,4 +596,67 @@ func (s *Service) EventJSON(ctx context.Context, eventID id.EventID) (json.RawMe
 		return nil
 	})
 	return out, err
+}
+
+// CheckServerACL answers 403 M_FORBIDDEN when the room's current server ACL denies server
+// (PDUs and EDUs from such a server are dropped). Unknown rooms pass: the caller decides.
+func (s *Service) CheckServerACL(roomID id.RoomID, server string) error {
+	return s.st.View(func(txn *store.Txn) error {
+		nid, err := txn.RoomNID(roomID.String())
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return s.checkACL(txn, nid, server)
+	})
+}
+
+// hasLocalJoined reports whether a local user is joined to the room in its current state: this
+// server then receives the room's events; otherwise its copy of the room is history.
+func (s *Service) hasLocalJoined(txn *store.Txn, nid uint64) (bool, error) {
+	found := false
+	err := txn.AllCurrentState(nid, func(sk, pos uint64) (bool, error) {
+		typ, key, err := txn.StateKeyOf(sk)
+		if err != nil {
+			return false, err
+		}
+		if typ != "m.room.member" || !s.IsLocal(id.UserID(key)) {
+			return true, nil
+		}
+		rec, err := txn.Event(pos)
+		if err != nil {
+			return false, err
+		}
+		l, err := events.ParseLite(rec.PDU)
+		if err != nil {
+			return false, err
+		}
+		found = l.Membership() == "join"
+		return !found, nil
+	})
+	return found, err
+}
+
+// IsResident reports whether this server is in the room: the room is known (not a stub) and a
+// local user is joined, or it was created here.
+func (s *Service) IsResident(roomID id.RoomID) (bool, error) {
+	resident := false
+	err := s.st.View(func(txn *store.Txn) error {
+		nid, err := txn.RoomNID(roomID.String())
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rec, err := txn.Room(nid)
+		if err != nil || rec.Stub {
+			return err
+		}
+		resident, err = s.hasLocalJoined(txn, nid)
+		return err
+	})
+	return resident, err
 }

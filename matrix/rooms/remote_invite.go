@@ -74,9 +74,10 @@ func (s *Service) countersignInvite(txn *store.Txn, r *room, b *events.Built) (*
 }
 
 // StoreRemoteInvite records an invite that another server sent for a local user to a room this
-// server is not in: the room becomes a stub holding the invite (an outlier) and the stripped
-// state that came with it, and the invitee sees it in /sync. For a room we are in the invite
-// also arrives as a normal event through /send, so nothing is stored here.
+// server is not in: an unknown room becomes a stub holding the invite (an outlier) and the
+// stripped state that came with it, and the invitee sees it in /sync. A room we were in before
+// keeps its old state and gets the invite as an outlier. For a room we are in the invite also
+// arrives as a normal event through /send, so nothing is stored here.
 func (s *Service) StoreRemoteInvite(ctx context.Context, rv id.RoomVersion, ev Remote, stripped json.RawMessage) error {
 	roomID := ev.PDU.RoomID
 	target := id.UserID(*ev.PDU.StateKey)
@@ -92,7 +93,9 @@ func (s *Service) StoreRemoteInvite(ctx context.Context, rv id.RoomVersion, ev R
 			return err
 		}
 		if !r.rec.Stub {
-			return nil
+			if resident, err := s.hasLocalJoined(txn, nid); err != nil || resident {
+				return err
+			}
 		}
 		if _, err := txn.EventPos(ev.ID.String()); err == nil {
 			return nil
@@ -106,17 +109,17 @@ func (s *Service) StoreRemoteInvite(ctx context.Context, rv id.RoomVersion, ev R
 		if err := txn.PutEvent(pos, &store.EventRecord{Room: nid, ID: ev.ID.String(), PDU: ev.JSON, Flags: store.FlagOutlier}); err != nil {
 			return err
 		}
-		if len(stripped) > 0 {
+		if len(stripped) > 0 && r.rec.Stub {
 			r.rec.InviteState = stripped
 		}
-		r.rec.Latest = pos
+		r.rec.Latest = max(r.rec.Latest, pos)
 		if err := txn.SetMembership(target.String(), nid, "invite", pos); err != nil {
 			return err
 		}
 		if err := txn.SetForgotten(target.String(), nid, false); err != nil {
 			return err
 		}
-		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: "invite"})
+		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: "invite", Federated: true})
 		return txn.PutRoom(nid, r.rec)
 	})
 }
@@ -153,7 +156,7 @@ func (s *Service) StoreStubMembership(ctx context.Context, rv id.RoomVersion, ev
 		if err := txn.SetMembership(target.String(), nid, m, pos); err != nil {
 			return err
 		}
-		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: m})
+		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: m, Federated: true})
 		return txn.PutRoom(nid, r.rec)
 	})
 }

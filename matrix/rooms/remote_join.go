@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/hearth-home/hearth/matrix/change"
+	"github.com/hearth-home/hearth/matrix/events"
 	"github.com/hearth-home/hearth/matrix/merr"
 	"github.com/hearth-home/hearth/matrix/store"
 )
@@ -127,6 +128,10 @@ func (s *Service) ImportJoin(ctx context.Context, roomID id.RoomID, state []id.E
 	}
 	unlock := s.lock(nid)
 	defer unlock()
+	full, err := s.stageJoinState(ctx, nid, state)
+	if err != nil {
+		return nil, err
+	}
 	var out *Appended
 	err = s.st.Update(func(txn *store.Txn) error {
 		r, err := loadRoom(txn, nid)
@@ -134,7 +139,7 @@ func (s *Service) ImportJoin(ctx context.Context, roomID id.RoomID, state []id.E
 			return err
 		}
 		rv := id.RoomVersion(r.rec.Version)
-		before, full, err := stateFromIDs(txn, state)
+		before, err := txn.PutSnapshot(&store.Snapshot{Entries: full})
 		if err != nil {
 			return err
 		}
@@ -149,7 +154,23 @@ func (s *Service) ImportJoin(ctx context.Context, roomID id.RoomID, state []id.E
 		// are no longer extremities: the join builds on the resident server's DAG.
 		r.rec.Stub, r.rec.InviteState = false, nil
 		r.rec.Snapshot = 0
-		if err := s.setCurrentFrom(txn, r, before, full); err != nil {
+		// A room we were in before keeps stale current state: the resident server's state
+		// replaces it whole.
+		var stale []uint64
+		if err := txn.AllCurrentState(nid, func(sk, _ uint64) (bool, error) {
+			if _, ok := full[sk]; !ok {
+				stale = append(stale, sk)
+			}
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		for _, sk := range stale {
+			if err := txn.DelCurrentState(nid, sk); err != nil {
+				return err
+			}
+		}
+		if err := s.setCurrentFrom(txn, r, before, full); err != nil { // rows staged above
 			return err
 		}
 		pos, err := txn.AllocPos(store.KindEvent)
@@ -177,23 +198,86 @@ func (s *Service) ImportJoin(ctx context.Context, roomID id.RoomID, state []id.E
 		r.rec.Extremities = []string{join.ID.String()}
 		r.rec.Depth = join.PDU.Depth
 		r.rec.Latest = pos
-		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: join.ID.String(), EventType: join.PDU.Type, StateKey: join.PDU.StateKey, Sender: join.PDU.Sender.String(), Membership: "join"})
+		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: join.ID.String(), EventType: join.PDU.Type, StateKey: join.PDU.StateKey, Sender: join.PDU.Sender.String(), Membership: "join", Federated: true})
 		out = &Appended{EventID: join.ID, Pos: pos}
 		return txn.PutRoom(nid, r.rec)
 	})
 	return out, err
 }
 
-// setCurrentFrom installs a whole state map as current state of a room that had none.
+// setCurrentFrom completes installing a whole state map as current state of a room that had
+// none: stageJoinState wrote the current-state rows; the memberships of local users follow
+// here, in the transaction that makes the room joined.
 func (s *Service) setCurrentFrom(txn *store.Txn, r *room, nid uint64, full map[uint64]uint64) error {
 	for sk, pos := range full {
-		if err := txn.SetCurrentState(r.nid, sk, pos); err != nil {
-			return err
-		}
 		if err := s.syncMembership(txn, r, sk, pos); err != nil {
 			return err
 		}
 	}
 	r.rec.Snapshot = nid
 	return nil
+}
+
+// importStateBatch bounds the state events one transaction of stageJoinState handles: a large
+// room's state (10,000 members) in one transaction exceeds Badger's transaction size limit
+// (15% of the 8 MiB memtable), and would be held in memory whole until commit.
+const importStateBatch = 1000
+
+// stageJoinState maps the state a join answer carried (stored outliers) to state-key NIDs,
+// creating those not seen before, and writes them as the room's current-state rows, a batch of
+// transactions at a time. Rejected events are left out, as the auth rules say. The room stays a
+// stub until ImportJoin's last transaction, so rows staged by a join that then fails are never
+// read as a joined room's state; a later join overwrites them.
+func (s *Service) stageJoinState(ctx context.Context, nid uint64, ids []id.EventID) (map[uint64]uint64, error) {
+	full := make(map[uint64]uint64, len(ids))
+	for start := 0; start < len(ids); start += importStateBatch {
+		chunk := ids[start:min(start+importStateBatch, len(ids))]
+		err := s.st.Update(func(txn *store.Txn) error {
+			for _, e := range chunk {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				pos, err := txn.EventPos(e.String())
+				if err != nil {
+					return fmt.Errorf("state event %s: %w", e, err)
+				}
+				rec, err := txn.Event(pos)
+				if err != nil {
+					return err
+				}
+				if rec.Flags&store.FlagRejected != 0 {
+					continue
+				}
+				typ, key, err := stateKeyOf(rec.PDU)
+				if err != nil {
+					return merr.BadJSON("state event %s: %v", e, err)
+				}
+				sk, err := txn.StateKeyNID(typ, key, true)
+				if err != nil {
+					return err
+				}
+				if err := txn.SetCurrentState(nid, sk, pos); err != nil {
+					return err
+				}
+				full[sk] = pos
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("stage join state: %w", err)
+		}
+	}
+	return full, nil
+}
+
+// stateKeyOf reads the type and state key of a stored event.
+func stateKeyOf(raw []byte) (string, string, error) {
+	l, err := events.ParseLite(raw)
+	if err != nil {
+		return "", "", err
+	}
+	if l.StateKey == nil {
+		return "", "", errors.New("no state_key")
+	}
+	return l.Type, *l.StateKey, nil
 }

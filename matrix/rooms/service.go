@@ -116,6 +116,11 @@ func (s *Service) Send(ctx context.Context, roomID id.RoomID, t events.Template,
 		if err != nil {
 			return err
 		}
+		if t.Type == "m.room.member" && t.StateKey != nil {
+			if t.Content, err = s.dropStaleAuthoriser(txn, nid, *t.StateKey, t.Content); err != nil {
+				return err
+			}
+		}
 		if t.StateKey != nil && t.Type != "m.room.member" {
 			// Setting state to what it already is, by the same sender, changes nothing:
 			// answer with the current event rather than growing the room (clients retry
@@ -359,4 +364,35 @@ func (s *Service) currentStateEvent(txn *store.Txn, room uint64, typ, sk string)
 func content(v any) jsontext.Value {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// dropStaleAuthoriser removes join_authorised_via_users_server from a join of a user who is
+// already joined (a profile change): the authorisation only means something for a user entering
+// the room, and the auth rules would otherwise demand a signature from whatever server the
+// client wrote there. Synapse ignores it the same way.
+func (s *Service) dropStaleAuthoriser(txn *store.Txn, nid uint64, target string, c jsontext.Value) (jsontext.Value, error) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(c, &m) != nil {
+		return c, nil
+	}
+	if _, ok := m["join_authorised_via_users_server"]; !ok {
+		return c, nil
+	}
+	var ms string
+	if json.Unmarshal(m["membership"], &ms) != nil || ms != "join" {
+		return c, nil
+	}
+	cur, err := s.currentStateEvent(txn, nid, "m.room.member", target)
+	if err != nil || cur == nil {
+		return c, err
+	}
+	if l, err := events.ParseLite(cur.PDU); err != nil || l.Membership() != "join" {
+		return c, err
+	}
+	delete(m, "join_authorised_via_users_server")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return c, nil
+	}
+	return b, nil
 }

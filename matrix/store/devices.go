@@ -18,16 +18,5 @@ func (t *Txn) DeviceCrypto(name string) ([]byte, error) { return t.get(deviceCry
 // SetDeviceCrypto writes the bridge bot's named crypto record.
 func (t *Txn) SetDeviceCrypto(name string, v []byte) error { return t.set(deviceCryptoKey(name), v) }
 
-// PutKnownDevice remembers a device's last description (JSON), so a device that is offline at
-// start keeps its room membership and `hearth devices list` can show it.
-func (t *Txn) PutKnownDevice(id string, v []byte) error { return t.set(deviceKnownKey(id), v) }
-
-// DeleteKnownDevice forgets a device.
-func (t *Txn) DeleteKnownDevice(id string) error { return t.del(deviceKnownKey(id)) }
-
-// KnownDevices calls fn for every remembered device, in ID order.
-func (t *Txn) KnownDevices(fn func(id string, v []byte) (bool, error)) error {
-	return t.scan([]byte{pDeviceKnown}, nil, false, true, func(k, v []byte) (bool, error) {
-		return fn(string(k[1:]), v)
-	})
-}
+// DeleteDeviceCrypto removes one of the bridge bot's crypto records.
+func (t *Txn) DeleteDeviceCrypto(name string) error { return t.del(deviceCryptoKey(name)) }

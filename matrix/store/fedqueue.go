@@ -228,3 +228,16 @@ func (t *Txn) NextFedDeviceListID(user string) (prev, next uint64, err error) {
 	next = prev + 1
 	return prev, next, t.set(k, be64(next))
 }
+
+// FedDeviceListID is the ID the user's latest m.device_list_update carried (0 if none): the
+// stream_id of a /user/devices answer, so receivers can chain later updates onto it.
+func (t *Txn) FedDeviceListID(user string) (uint64, error) {
+	v, err := t.get(fedDevSeqKey(user))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return U64(v), nil
+}

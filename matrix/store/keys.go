@@ -274,6 +274,11 @@ const (
 	pMediaUser byte = 0x51 // medu | user_id 0x00 media_id           -> empty (media by uploader)
 	pMediaPend byte = 0x52 // medp | user_id 0x00 media_id           -> empty (IDs from /create still without content)
 	pMediaQuar byte = 0x53 // medq | media_id                        -> QuarantineRecord (admin quarantine: kept, never served; media_admin.go)
+
+	// Remote media cache (media_remote.go); 0x54 is left to the admin media records.
+	pMediaRemote     byte = 0x55 // medr | origin 0x00 media_id                     -> RemoteMediaRecord (cached copy of another server's media)
+	pMediaRemoteLRU  byte = 0x56 // medl | be64(last_access_ms) origin 0x00 media_id -> be64(size) (eviction order, oldest first)
+	pMediaRemoteHash byte = 0x57 // medh | sha256 0x00 origin 0x00 media_id         -> empty (is a file still used by the cache)
 )
 
 func mediaQuarKey(mediaID string) []byte { return key(pMediaQuar, []byte(mediaID)) }
@@ -284,6 +289,17 @@ func mediaPendPrefix(user string) []byte       { return key(pMediaPend, str0(use
 func mediaKey(mediaID string) []byte           { return key(pMedia, []byte(mediaID)) }
 func mediaUserKey(user, mediaID string) []byte { return key(pMediaUser, str0(user), []byte(mediaID)) }
 func mediaUserPrefix(user string) []byte       { return key(pMediaUser, str0(user)) }
+
+func mediaRemoteKey(origin, mediaID string) []byte {
+	return key(pMediaRemote, str0(origin), []byte(mediaID))
+}
+func mediaRemoteLRUKey(accessMS int64, origin, mediaID string) []byte {
+	return key(pMediaRemoteLRU, be64(uint64(accessMS)), str0(origin), []byte(mediaID))
+}
+func mediaRemoteHashKey(hash, origin, mediaID string) []byte {
+	return key(pMediaRemoteHash, str0(hash), str0(origin), []byte(mediaID))
+}
+func mediaRemoteHashPrefix(hash string) []byte { return key(pMediaRemoteHash, str0(hash)) }
 
 // Push (matrix/push; records and accessors in push.go). The range 0x58-0x5F is reserved.
 const (
@@ -358,12 +374,10 @@ func certLockKey(name string) []byte { return key(pCertLock, []byte(name)) }
 const (
 	pDeviceBridge byte = 0x88 // dbr | name                -> JSON (bridge tokens, space and area rooms)
 	pDeviceCrypto byte = 0x89 // dcr | name                -> bridge bot's pickled crypto state
-	pDeviceKnown  byte = 0x8A // dk  | device id           -> devices.Device JSON (last description seen)
 )
 
 func deviceBridgeKey(name string) []byte { return key(pDeviceBridge, []byte(name)) }
 func deviceCryptoKey(name string) []byte { return key(pDeviceCrypto, []byte(name)) }
-func deviceKnownKey(id string) []byte    { return key(pDeviceKnown, []byte(id)) }
 
 const (
 	pBackfill byte = 0x78 // bf  | <room nid> <seq>                 -> <event pos> (history older than the room's timeline; seq grows into the past)

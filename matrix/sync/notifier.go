@@ -42,6 +42,18 @@ func (n *notifier) setMember(room uint64, user, membership string) {
 	}
 }
 
+// known reports whether the user is routed in any room.
+func (n *notifier) known(user string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, m := range n.members {
+		if _, ok := m[user]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // channel returns the channel closed at the user's next wake-up. Take it before reading the
 // store, so a change committed while building the response is never missed.
 func (n *notifier) channel(user string) <-chan struct{} {

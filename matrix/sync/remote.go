@@ -177,10 +177,53 @@ func (s *Service) SetRemotePresence(ctx context.Context, user id.UserID, presenc
 	if s.presence == nil || strings.HasSuffix(user.String(), ":"+s.server) {
 		return nil
 	}
+	if !s.n.known(user.String()) {
+		// The notifier learns remote members from the member events it sees; one who joined
+		// through a state snapshot (or before a restart) is looked up in the rooms' state.
+		rooms, err := s.remoteRooms(user)
+		if err != nil {
+			return err
+		}
+		for _, nid := range rooms {
+			s.n.setMember(nid, user.String(), "join")
+		}
+	}
 	if s.presence.setRemote(user.String(), st, statusMsg, lastActiveAgo) {
 		s.presence.announce(user.String())
 	}
 	return nil
+}
+
+// remoteRooms lists the rooms a remote user is joined to, from the rooms' current state.
+func (s *Service) remoteRooms(user id.UserID) ([]uint64, error) {
+	var out []uint64
+	err := s.st.View(func(txn *store.Txn) error {
+		sk, err := txn.StateKeyNID("m.room.member", user.String(), false)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return txn.Rooms(func(nid uint64, _ *store.RoomRecord) (bool, error) {
+			pos, err := txn.CurrentState(nid, sk)
+			if errors.Is(err, store.ErrNotFound) {
+				return true, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			rec, err := txn.Event(pos)
+			if err != nil {
+				return false, err
+			}
+			if l, err := events.ParseLite(rec.PDU); err == nil && l.Membership() == "join" {
+				out = append(out, nid)
+			}
+			return true, nil
+		})
+	})
+	return out, err
 }
 
 // setRemote applies a remote server's presence update; it reports whether anything changed.

@@ -14,9 +14,14 @@ type typing struct {
 }
 
 type roomTyping struct {
-	serial uint64 // serial of the last change in this room
-	users  map[string]time.Time
+	serial  uint64 // serial of the last change in this room
+	changed time.Time
+	users   map[string]time.Time
 }
+
+// typingKeep is how long a room nobody types in keeps its entry: a sync whose token predates
+// the last change must still be told that everyone stopped.
+const typingKeep = 5 * time.Minute
 
 func newTyping() *typing { return &typing{rooms: map[uint64]*roomTyping{}} }
 
@@ -42,7 +47,7 @@ func (t *typing) set(room uint64, user string, on bool, until time.Time) bool {
 		return false // a refreshed timeout, or stopping twice, is not news
 	}
 	t.serial++
-	r.serial = t.serial
+	r.serial, r.changed = t.serial, time.Now()
 	return true
 }
 
@@ -69,10 +74,10 @@ func (t *typing) expire(now time.Time) ([]uint64, []typer) {
 		}
 		if dirty {
 			t.serial++
-			r.serial = t.serial
+			r.serial, r.changed = t.serial, now
 			changed = append(changed, id)
 		}
-		if len(r.users) == 0 && !dirty {
+		if len(r.users) == 0 && !dirty && now.Sub(r.changed) > typingKeep {
 			delete(t.rooms, id)
 		}
 	}

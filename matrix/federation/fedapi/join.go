@@ -3,6 +3,7 @@ package fedapi
 import (
 	"encoding/json"
 	"log/slog"
+	"net/http"
 
 	"github.com/labstack/echo/v4"
 	"maunium.net/go/mautrix/id"
@@ -34,6 +35,9 @@ func RegisterCore(g *echo.Group, svc *federation.Service, auth echo.MiddlewareFu
 	g.GET("/v1/make_knock/:roomId/:userId", h.makeMembership("knock"), mw...)
 	g.PUT("/v2/send_join/:roomId/:eventId", h.sendJoin, mw...)
 	g.PUT("/v2/send_leave/:roomId/:eventId", h.sendLeave, mw...)
+	// The deprecated v1 forms answer [200, body]; older servers still call them.
+	g.PUT("/v1/send_join/:roomId/:eventId", v1Answer(h.sendJoin), mw...)
+	g.PUT("/v1/send_leave/:roomId/:eventId", v1Answer(h.sendLeave), mw...)
 	g.PUT("/v1/send_knock/:roomId/:eventId", h.sendKnock, mw...)
 	g.PUT("/v2/invite/:roomId/:eventId", h.invite, mw...)
 	g.PUT("/v1/send/:txnId", h.send, mw...)
@@ -147,4 +151,48 @@ func (h *core) invite(c echo.Context) error {
 		return err
 	}
 	return ok(c, map[string]any{"event": signed})
+}
+
+// v1Answer wraps a v2 handler's JSON answer in the v1 shape [200, body].
+func v1Answer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		rec := &v1Recorder{ResponseWriter: c.Response().Writer}
+		c.Response().Writer = rec
+		err := next(c)
+		c.Response().Writer = rec.ResponseWriter
+		if err != nil || !rec.ok {
+			if rec.ok || rec.status != 0 {
+				_, _ = rec.ResponseWriter.Write(rec.body)
+			}
+			return err
+		}
+		return c.JSONBlob(http.StatusOK, append(append([]byte("[200,"), rec.body...), ']'))
+	}
+}
+
+// v1Recorder holds back a successful answer so that v1Answer can wrap it.
+type v1Recorder struct {
+	http.ResponseWriter
+	status int
+	ok     bool
+	body   []byte
+}
+
+func (r *v1Recorder) WriteHeader(code int) {
+	r.status = code
+	r.ok = code == http.StatusOK
+	if !r.ok {
+		r.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (r *v1Recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	if r.ok {
+		r.body = append(r.body, b...)
+		return len(b), nil
+	}
+	return r.ResponseWriter.Write(b)
 }

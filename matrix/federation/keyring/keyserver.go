@@ -55,11 +55,39 @@ func (k *Keyring) OwnKeys() (*federation.ServerKeyResponse, error) {
 }
 
 func (k *Keyring) handleServer(c echo.Context) error {
-	resp, err := k.OwnKeys()
+	resp, err := k.ownKeysObject()
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, resp)
+}
+
+// ownKeysObject is OwnKeys as a JSON object that always carries old_verify_keys: mautrix's type
+// drops an empty map (omitempty) and peers (Complement among them) require the field. It is
+// signed as served.
+func (k *Keyring) ownKeysObject() (map[string]any, error) {
+	resp, err := k.OwnKeys()
+	if err != nil {
+		return nil, err
+	}
+	resp.Signatures = nil
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return nil, fmt.Errorf("encode own keys: %w", err)
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return nil, fmt.Errorf("decode own keys: %w", err)
+	}
+	if _, ok := obj["old_verify_keys"]; !ok {
+		obj["old_verify_keys"] = map[string]any{}
+	}
+	sig, err := k.cfg.Key.SignJSON(obj)
+	if err != nil {
+		return nil, fmt.Errorf("sign own keys: %w", err)
+	}
+	obj["signatures"] = map[string]map[id.KeyID]string{k.cfg.ServerName: {k.cfg.Key.ID: sig}}
+	return obj, nil
 }
 
 func (k *Keyring) handleQueryOne(c echo.Context) error {

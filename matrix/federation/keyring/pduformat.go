@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"unicode/utf8"
 
 	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/id"
@@ -65,7 +66,7 @@ func checkFormat(rv id.RoomVersion, raw []byte) (map[string]any, error) {
 		if !ok {
 			return "", invalid("%s is not a string", name)
 		}
-		if len(s) > maxIDBytes {
+		if len(s) > maxIDBytes && (strictByteLimits(rv) || utf8.RuneCountInString(s) > maxIDBytes) {
 			return "", invalid("%s is longer than %d bytes", name, maxIDBytes)
 		}
 		return s, nil
@@ -216,4 +217,15 @@ func checkNumbers(v any, path string) error {
 		}
 	}
 	return nil
+}
+
+// strictByteLimits reports whether the 255 limits count bytes. Rooms before version 11 were
+// created when Synapse counted codepoints, and their histories hold such events, so other
+// servers accept them there (gomatrixserverlib does the same).
+func strictByteLimits(rv id.RoomVersion) bool {
+	switch rv {
+	case id.RoomV1, id.RoomV2, id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6, id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10:
+		return false
+	}
+	return true
 }

@@ -8,6 +8,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
+// TestMain turns on paho's own logging with PAHO_DEBUG=1, which is how connection trouble in
+// these tests is diagnosed (paho logs through package-level loggers only).
 func TestMain(m *testing.M) {
 	if os.Getenv("PAHO_DEBUG") != "" {
 		paho.ERROR = log.New(os.Stderr, "[ERROR] ", 0)
