@@ -20,10 +20,9 @@ import (
 // MaxPDUSize is the spec's limit on a whole event in canonical JSON.
 const MaxPDUSize = 65536
 
-// SupportedVersions are the room versions this server creates and joins locally.
-// Versions 1 and 2 are left out: their events carry server-chosen IDs and a different
-// prev_events shape, which no client needs for new rooms.
-var supportedVersions = []id.RoomVersion{id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6, id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12}
+// SupportedVersions are the room versions this server joins and creates. Versions 1 and 2
+// (server-chosen event IDs, [id, hashes] references) are converted on Parse (v1.go).
+var supportedVersions = []id.RoomVersion{id.RoomV1, id.RoomV2, id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6, id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12}
 
 // Supported reports whether a room version can be created here.
 func Supported(v id.RoomVersion) bool {
@@ -55,6 +54,9 @@ type Template struct {
 	Sender   id.UserID
 	Content  jsontext.Value
 	Redacts  id.EventID
+	// RefHashes gives the reference hashes of prev/auth events; only rooms of versions 1 and 2
+	// carry them (RefHashesFrom). Nil leaves them empty.
+	RefHashes func(id.EventID) []byte
 }
 
 // Built is a signed PDU ready to store.
@@ -91,14 +93,28 @@ func Build(rv id.RoomVersion, roomID id.RoomID, t Template, prev, auth []id.Even
 		r := t.Redacts
 		p.Redacts = &r
 	}
-	if err := p.Sign(rv, s.ServerName, s.KeyID, s.Key); err != nil {
-		return nil, fmt.Errorf("sign event: %w", err)
+	var eventID id.EventID
+	var wire any = p
+	if V1Format(rv) {
+		if err := MarkV1(p, s.ServerName, t.RefHashes); err != nil {
+			return nil, err
+		}
+		eid, _, err := SignPDU(rv, p, s)
+		if err != nil {
+			return nil, err
+		}
+		eventID, wire = eid, toV1(p)
+	} else {
+		if err := p.Sign(rv, s.ServerName, s.KeyID, s.Key); err != nil {
+			return nil, fmt.Errorf("sign event: %w", err)
+		}
+		eid, err := p.GetEventID(rv)
+		if err != nil {
+			return nil, fmt.Errorf("event id: %w", err)
+		}
+		eventID = eid
 	}
-	eventID, err := p.GetEventID(rv)
-	if err != nil {
-		return nil, fmt.Errorf("event id: %w", err)
-	}
-	canon, err := canonicaljson.Marshal(p)
+	canon, err := canonicaljson.Marshal(wire)
 	if err != nil {
 		return nil, merr.BadJSON("event cannot be encoded as canonical JSON: %v", err)
 	}
@@ -108,8 +124,11 @@ func Build(rv id.RoomVersion, roomID id.RoomID, t Template, prev, auth []id.Even
 	return &Built{PDU: p, ID: eventID, JSON: canon}, nil
 }
 
-// Parse decodes a stored PDU.
+// Parse decodes a stored PDU of either event format (v1.go: versions 1 and 2).
 func Parse(b []byte) (*pdu.PDU, error) {
+	if looksV1(b) {
+		return parseV1(b)
+	}
 	var p pdu.PDU
 	if err := jsonv2.Unmarshal(b, &p); err != nil {
 		return nil, fmt.Errorf("decode pdu: %w", err)
@@ -119,7 +138,11 @@ func Parse(b []byte) (*pdu.PDU, error) {
 
 // Encode encodes a PDU for storage.
 func Encode(p *pdu.PDU) ([]byte, error) {
-	b, err := jsonv2.Marshal(p)
+	var wire any = p
+	if IsV1(p) {
+		wire = toV1(p)
+	}
+	b, err := jsonv2.Marshal(wire)
 	if err != nil {
 		return nil, fmt.Errorf("encode pdu: %w", err)
 	}
@@ -129,7 +152,7 @@ func Encode(p *pdu.PDU) ([]byte, error) {
 // Authorize runs the spec's auth rules. getEvents resolves event IDs (auth events, and the create
 // event of v12 rooms). A failure is an M_FORBIDDEN naming the rule.
 func Authorize(rv id.RoomVersion, p *pdu.PDU, getEvents eventauth.GetEventsFunc) error {
-	err := eventauth.Authorize(rv, p, nil, getEvents, noKeys)
+	err := AuthorizeEvent(rv, p, nil, getEvents, noKeys)
 	if err == nil {
 		return nil
 	}
@@ -159,6 +182,9 @@ func RoomIDFor(create *pdu.PDU) (id.RoomID, error) { return create.GetRoomID() }
 
 // Redact returns the redacted form of a stored PDU (signatures and hashes kept).
 func Redact(rv id.RoomVersion, b []byte) ([]byte, error) {
+	if V1Format(rv) {
+		return redactV1(rv, b)
+	}
 	p, err := Parse(b)
 	if err != nil {
 		return nil, err

@@ -15,8 +15,8 @@ type Lite struct {
 	RoomID         string          `json:"room_id,omitempty"`
 	Redacts        string          `json:"redacts,omitempty"`
 	Depth          int64           `json:"depth"`
-	PrevEvents     []string        `json:"prev_events"`
-	AuthEvents     []string        `json:"auth_events"`
+	PrevEvents     EventRefs       `json:"prev_events"` // v1.go: both event formats
+	AuthEvents     EventRefs       `json:"auth_events"`
 }
 
 // ParseLite decodes the client-relevant fields of a stored PDU.

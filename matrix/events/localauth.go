@@ -19,7 +19,7 @@ import (
 // signed by the authorising user's server (rule 4.2 of v8+), which for a local authoriser is
 // this server, so its own key is offered. Other servers' keys stay unknown (federation).
 func AuthorizeLocal(rv id.RoomVersion, p *pdu.PDU, getEvents eventauth.GetEventsFunc, s Signer) error {
-	err := eventauth.Authorize(rv, p, nil, getEvents, s.ownKey)
+	err := AuthorizeEvent(rv, p, nil, getEvents, s.ownKey)
 	if err == nil {
 		return nil
 	}

@@ -174,6 +174,8 @@ func (s *Service) fillProto(rv id.RoomVersion, raw json.RawMessage, roomID id.Ro
 	p.Content = b
 	p.OriginServerTS = s.now().UnixMilli()
 	p.Signatures, p.Hashes, p.Unsigned = nil, nil, nil
+	// In v1/v2 rooms the event ID is chosen (and signed) by the sender's server: ours.
+	p.InternalMeta.EventID = ""
 	return s.sign(rv, p)
 }
 

@@ -48,7 +48,7 @@ func (s *Service) HandlePDU(ctx context.Context, origin string, raw json.RawMess
 		// Report the failure under the event's ID when it has one, as the /send answer
 		// is keyed by event ID.
 		if p, perr := events.Parse(raw); perr == nil {
-			if eid, ierr := p.GetEventID(rv); ierr == nil {
+			if eid, ierr := events.EventID(rv, p); ierr == nil {
 				return eid, err
 			}
 		}

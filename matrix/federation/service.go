@@ -3,7 +3,6 @@ package federation
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -105,7 +104,7 @@ func (s *Service) parse(ctx context.Context, rv id.RoomVersion, raw []byte) (roo
 	if err != nil {
 		return rooms.Remote{}, merr.BadJSON("malformed event: %v", err)
 	}
-	eid, err := p.GetEventID(rv)
+	eid, err := events.EventID(rv, p)
 	if err != nil {
 		return rooms.Remote{}, merr.BadJSON("event ID: %v", err)
 	}
@@ -130,16 +129,11 @@ func (s *Service) parseAll(ctx context.Context, rv id.RoomVersion, raws []json.R
 // sign signs a proto event (make_join/leave/knock answer) as this server and returns it with its
 // event ID.
 func (s *Service) sign(rv id.RoomVersion, p *pdu.PDU) (rooms.Remote, error) {
-	if err := p.Sign(rv, s.server, s.signer.KeyID, s.signer.Key); err != nil {
-		return rooms.Remote{}, fmt.Errorf("sign event: %w", err)
-	}
-	eid, err := p.GetEventID(rv)
-	if err != nil {
-		return rooms.Remote{}, fmt.Errorf("event ID: %w", err)
-	}
-	b, err := events.Encode(p)
+	// SignPDU gives v1/v2 rooms their own format: an event_id of ours, [id, hashes] references.
+	eid, b, err := events.SignPDU(rv, p, s.signer)
 	if err != nil {
 		return rooms.Remote{}, err
 	}
+	p.InternalMeta.EventID = eid
 	return rooms.Remote{ID: eid, PDU: p, JSON: b}, nil
 }

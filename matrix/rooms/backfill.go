@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strconv"
 
-	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
@@ -143,7 +142,7 @@ func (s *Service) StoreBackfilled(ctx context.Context, roomID id.RoomID, evs []R
 					return err
 				}
 			case errors.Is(err, store.ErrNotFound):
-				if err := eventauth.Authorize(id.RoomVersion(r.rec.Version), ev.PDU, nil, get, getKey); err != nil {
+				if err := events.AuthorizeEvent(id.RoomVersion(r.rec.Version), ev.PDU, nil, get, getKey); err != nil {
 					s.log.Info("backfilled event fails auth", "event_id", ev.ID, "err", err)
 					continue
 				}

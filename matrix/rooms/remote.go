@@ -148,7 +148,7 @@ func (s *Service) receive(ctx context.Context, txn *store.Txn, r *room, ev Remot
 	}
 	get := s.getEvents(txn)
 	// Step 4: the event must pass the auth rules with its own auth events.
-	if err := eventauth.Authorize(rv, ev.PDU, nil, get, getKey); err != nil {
+	if err := events.AuthorizeEvent(rv, ev.PDU, nil, get, getKey); err != nil {
 		return s.keepRejected(txn, r, ev, 0, fmt.Sprintf("auth events: %v", err))
 	}
 	var before uint64
@@ -457,7 +457,7 @@ func (s *Service) authorizeAgainst(txn *store.Txn, rv id.RoomVersion, p *pdu.PDU
 		}
 		auth = append(auth, ap)
 	}
-	return eventauth.Authorize(rv, p, auth, get, getKey)
+	return events.AuthorizeEvent(rv, p, auth, get, getKey)
 }
 
 // keepRejected stores an event that failed auth so that it is never fetched or checked again.
@@ -660,3 +660,74 @@ func (s *Service) IsResident(roomID id.RoomID) (bool, error) {
 	})
 	return resident, err
 }
+
+// Outgoing is a local event to hand to the other servers of its room.
+type Outgoing struct {
+	Pos        uint64
+	RoomID     id.RoomID
+	PDU        json.RawMessage
+	Type       string
+	StateKey   *string
+	Membership string
+}
+
+// OutgoingFrom lists this server's own events after position after (up to the watermark and at
+// most limit), skipping what never goes out: events from other servers, outliers, rejected,
+// soft-failed and backfilled events, and our joins made through another server. last is the
+// position the caller may record as done.
+func (s *Service) OutgoingFrom(after uint64, limit int) (out []Outgoing, last uint64, err error) {
+	wm := s.st.Stream().Watermark()
+	last = after
+	if after >= wm {
+		return nil, wm, nil
+	}
+	err = s.st.View(func(txn *store.Txn) error {
+		scanned := 0
+		return txn.EventsFrom(after+1, func(pos uint64, rec *store.EventRecord) (bool, error) {
+			if pos > wm || len(out) >= limit || scanned >= limit*20 {
+				return false, nil
+			}
+			scanned++
+			last = pos
+			if store.Hidden(rec.Flags) || rec.Flags&(store.FlagBackfilled|store.FlagViaFederation) != 0 {
+				return true, nil
+			}
+			l, err := events.ParseLite(rec.PDU)
+			if err != nil || !s.IsLocal(id.UserID(l.Sender)) {
+				return err == nil, err
+			}
+			room, err := txn.Room(rec.Room)
+			if err != nil {
+				return false, err
+			}
+			o := Outgoing{Pos: pos, RoomID: id.RoomID(room.ID), PDU: rec.PDU, Type: l.Type, StateKey: l.StateKey}
+			if l.Type == "m.room.member" {
+				o.Membership = l.Membership()
+			}
+			out = append(out, o)
+			return true, nil
+		})
+	})
+	if err == nil && len(out) < limit && last < wm {
+		// Nothing more stored up to the watermark: the rest are other kinds of position.
+		last = wm
+	}
+	return out, last, err
+}
+
+// FanoutPos returns the persisted fan-out position; SetFanoutPos stores it.
+func (s *Service) FanoutPos() (pos uint64, ok bool, err error) {
+	err = s.st.View(func(txn *store.Txn) error {
+		pos, err = txn.FanoutPos()
+		return err
+	})
+	return pos, pos != 0, err
+}
+
+// SetFanoutPos records how far local events were handed to the federation queues.
+func (s *Service) SetFanoutPos(pos uint64) error {
+	return s.st.Update(func(txn *store.Txn) error { return txn.SetFanoutPos(pos) })
+}
+
+// Watermark is the stream position below which everything is committed.
+func (s *Service) Watermark() uint64 { return s.st.Stream().Watermark() }

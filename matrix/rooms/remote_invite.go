@@ -67,7 +67,7 @@ func (s *Service) countersignInvite(txn *store.Txn, r *room, b *events.Built) (*
 	if err != nil {
 		return nil, fmt.Errorf("countersigned invite: %w", err)
 	}
-	if eid, err := p.GetEventID(rv); err != nil || eid != b.ID {
+	if eid, err := events.EventID(rv, p); err != nil || eid != b.ID {
 		return nil, fmt.Errorf("the invitee's server changed the invite event (%s)", eid)
 	}
 	return &events.Built{PDU: p, ID: b.ID, JSON: signed}, nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 
-	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
 
@@ -64,7 +63,7 @@ func (s *Service) StoreOutliers(ctx context.Context, roomID id.RoomID, rv id.Roo
 					return merr.BadJSON("event %s is in room %s, not %s", ev.ID, ev.PDU.RoomID, roomID)
 				}
 				flags := store.FlagOutlier
-				if err := eventauth.Authorize(rv, ev.PDU, nil, get, getKey); err != nil {
+				if err := events.AuthorizeEvent(rv, ev.PDU, nil, get, getKey); err != nil {
 					s.log.Info("rejected outlier", "event_id", ev.ID, "room_id", roomID, "err", err)
 					flags |= store.FlagRejected
 				}
@@ -144,7 +143,7 @@ func (s *Service) ImportJoin(ctx context.Context, roomID id.RoomID, state []id.E
 			return err
 		}
 		get := s.getEvents(txn)
-		if err := eventauth.Authorize(rv, join.PDU, nil, get, getKey); err != nil {
+		if err := events.AuthorizeEvent(rv, join.PDU, nil, get, getKey); err != nil {
 			return merr.Forbidden("the join event fails the auth rules: %v", err)
 		}
 		if err := s.authorizeAgainst(txn, rv, join.PDU, full, get, getKey); err != nil {
@@ -185,7 +184,7 @@ func (s *Service) ImportJoin(ctx context.Context, roomID id.RoomID, state []id.E
 		if err != nil {
 			return err
 		}
-		rec := &store.EventRecord{Room: nid, Snapshot: before, After: after, ID: join.ID.String(), PDU: join.JSON}
+		rec := &store.EventRecord{Room: nid, Snapshot: before, After: after, ID: join.ID.String(), PDU: join.JSON, Flags: store.FlagViaFederation}
 		if _, err := txn.EventPos(join.ID.String()); err == nil {
 			return merr.BadJSON("join event %s is already known", join.ID)
 		}

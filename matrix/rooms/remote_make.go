@@ -63,6 +63,7 @@ func (s *Service) MakeMembership(ctx context.Context, roomID id.RoomID, user id.
 		}
 		// Build signs as this server; for the check that is what a restricted join's
 		// authorising signature needs, and the remote server replaces hashes and signatures.
+		t.RefHashes = events.RefHashesFrom(s.getEvents(txn)) // v1/v2 rooms reference by hash too
 		built, err := events.Build(rv, roomID, t, prev, authIDs, r.rec.Depth+1, s.now(), s.signer)
 		if err != nil {
 			return err

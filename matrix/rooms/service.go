@@ -213,6 +213,7 @@ func (s *Service) appendEvent(txn *store.Txn, r *room, t events.Template, o Send
 	for _, e := range r.rec.Extremities {
 		prev = append(prev, id.EventID(e))
 	}
+	t.RefHashes = events.RefHashesFrom(s.getEvents(txn)) // v1/v2 rooms reference by hash too
 	built, err := events.Build(rv, id.RoomID(r.rec.ID), t, prev, authIDs, r.rec.Depth+1, s.now(), s.signer)
 	if err != nil {
 		return nil, err

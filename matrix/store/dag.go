@@ -23,3 +23,16 @@ func (t *Txn) FirstTimeline(room uint64) (uint64, error) {
 	})
 	return first, err
 }
+
+// FanoutPos is the stream position up to which local events were handed to the federation
+// queues (0 when never set).
+func (t *Txn) FanoutPos() (uint64, error) {
+	b, err := t.get(metaKey("fed_fanout"))
+	if err == ErrNotFound {
+		return 0, nil
+	}
+	return U64(b), err
+}
+
+// SetFanoutPos records the federation fan-out position.
+func (t *Txn) SetFanoutPos(pos uint64) error { return t.set(metaKey("fed_fanout"), be64(pos)) }

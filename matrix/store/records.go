@@ -16,11 +16,12 @@ const (
 
 // Event flags.
 const (
-	FlagRedacted   uint8 = 1 << iota // content was redacted; PDU holds the redacted form
-	FlagRejected                     // failed auth; kept for reference, never served
-	FlagOutlier                      // known without its place in the DAG (auth chain, join state, invite); not in the timeline
-	FlagSoftFailed                   // passed auth against its own state but not the current state: stored, never shown or extended
-	FlagBackfilled                   // history older than the timeline, fetched with /backfill: ordered by the backfill index, not the timeline
+	FlagRedacted      uint8 = 1 << iota // content was redacted; PDU holds the redacted form
+	FlagRejected                        // failed auth; kept for reference, never served
+	FlagOutlier                         // known without its place in the DAG (auth chain, join state, invite); not in the timeline
+	FlagSoftFailed                      // passed auth against its own state but not the current state: stored, never shown or extended
+	FlagBackfilled                      // history older than the timeline, fetched with /backfill: ordered by the backfill index, not the timeline
+	FlagViaFederation                   // our own event that entered the room through another server (a send_join): never fanned out
 )
 
 // Hidden reports whether events with these flags stay out of the timeline and the extremities.

@@ -6,6 +6,8 @@ import (
 	"maunium.net/go/mautrix/federation/eventauth"
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/hearth-home/hearth/matrix/events"
 )
 
 // iterativeAuth applies the events in order to state, each one only if the auth rules allow it
@@ -106,7 +108,7 @@ func authorize(rv id.RoomVersion, p *pdu.PDU, authEvents []*pdu.PDU, getEvents e
 			err = fmt.Errorf("stateres: auth rules panicked: %v", v)
 		}
 	}()
-	return eventauth.Authorize(rv, p, authEvents, getEvents, keys)
+	return events.AuthorizeEvent(rv, p, authEvents, getEvents, keys)
 }
 
 func (r *resolver) keyFunc() pdu.GetKeyFunc {
