@@ -46,7 +46,8 @@ func buildHearth(ctx context.Context, repo, cacheDir, rev string) (string, error
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	env := envWithout([]string{"CGO_ENABLED=", "GOFLAGS="}, "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
+	// goolm: the device bridge links mautrix crypto, pure Go with this tag (no libolm).
+	env := envWithout([]string{"CGO_ENABLED=", "GOFLAGS="}, "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false -tags=goolm")
 	err := runCmd(ctx, repo, env, goTool(), "build", "-trimpath",
 		"-ldflags", "-s -w -X github.com/hearth-home/hearth/appliance.version="+version,
 		"-o", bin, "./cmd/hearth")

@@ -442,6 +442,10 @@ func (a *API) putRoomStateEvent(c echo.Context) error {
 	}
 	sess := session(c)
 	ctx := c.Request().Context()
+	if typ == "m.room.create" {
+		// A room has exactly one create event, made with the room (its ID names it from v12 on).
+		return merr.BadJSON("m.room.create cannot be sent into an existing room")
+	}
 	if typ == "m.room.canonical_alias" {
 		if err := a.checkCanonicalAlias(ctx, roomID, content); err != nil {
 			return err

@@ -627,8 +627,13 @@ func TestSendRedactAndRead(t *testing.T) {
 	}
 	st, body := e.Raw(t, http.MethodPut, base+"/redact/"+rmEsc(r1.EventID.String())+"/r-x", alice.AccessToken, `{"reason": 5}`)
 	rmWantRaw(t, st, body, 400, "M_BAD_JSON")
-	_, err = alice.RedactEvent(rmCtx, roomID, "$missing")
+	// An unknown event can be redacted by someone with the redact power (it may be another
+	// server's event this server has not received; Synapse behaves the same), not by others.
+	_, err = bob.RedactEvent(rmCtx, roomID, "$missing")
 	rmWantErr(t, err, 404, "M_NOT_FOUND")
+	if _, err = alice.RedactEvent(rmCtx, roomID, "$missing"); err != nil {
+		t.Fatalf("an admin's redaction of an unknown event: %v", err)
+	}
 
 	// m.room.redaction through /send, with redacts in the content (room v12 by default).
 	mine := rmMust[*mautrix.RespSendEvent](t)(bob.SendText(rmCtx, roomID, "to be removed"))
@@ -699,7 +704,7 @@ func TestMessagesAndContext(t *testing.T) {
 		}
 		from = p.End
 	}
-	if all < 12 || from == "" {
+	if all < 11 || from == "" {
 		t.Fatalf("paged %d events in all", all)
 	}
 	// Forwards from the start: the create event first.
@@ -901,9 +906,10 @@ func TestAliasesAndDirectory(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("publicRooms with our server name: %d", st)
 	}
+	// Another server's directory is asked of that server; one that cannot be reached is a 502.
 	st, body = e.Raw(t, http.MethodGet, "/_matrix/client/v3/publicRooms?server=elsewhere.example", "", "")
-	if st != 400 {
-		t.Fatalf("publicRooms of another server: %d %v", st, body)
+	if st != 502 {
+		t.Fatalf("publicRooms of an unreachable server: %d %v", st, body)
 	}
 	st, body = e.Raw(t, http.MethodGet, "/_matrix/client/v3/publicRooms?since=zzz", "", "")
 	rmWantRaw(t, st, body, 400, "M_INVALID_PARAM")

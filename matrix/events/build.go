@@ -20,9 +20,10 @@ import (
 // MaxPDUSize is the spec's limit on a whole event in canonical JSON.
 const MaxPDUSize = 65536
 
-// SupportedVersions are the room versions this server joins and creates. Versions 1 and 2
-// (server-chosen event IDs, [id, hashes] references) are converted on Parse (v1.go).
-var supportedVersions = []id.RoomVersion{id.RoomV1, id.RoomV2, id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6, id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12}
+// SupportedVersions are the room versions this server creates locally. Versions 1 and 2 are
+// left out: their events carry server-chosen IDs and [id, hashes] references, which no client
+// needs for new rooms; they are joined over federation (Joinable, v1.go).
+var supportedVersions = []id.RoomVersion{id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6, id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12}
 
 // Supported reports whether a room version can be created here.
 func Supported(v id.RoomVersion) bool {

@@ -68,10 +68,11 @@ type Unsigned struct {
 
 // StrippedState is a state event reduced for invites and knocks.
 type StrippedState struct {
-	Content  json.RawMessage `json:"content"`
-	Sender   string          `json:"sender"`
-	StateKey string          `json:"state_key"`
-	Type     string          `json:"type"`
+	OriginServerTS int64           `json:"origin_server_ts,omitempty"` // create events only (MSC4311)
+	Content        json.RawMessage `json:"content"`
+	Sender         string          `json:"sender"`
+	StateKey       string          `json:"state_key"`
+	Type           string          `json:"type"`
 }
 
 // ToClient builds the client shape. roomID is passed in because v12 create events carry none.
@@ -106,5 +107,11 @@ func (l *Lite) Stripped() StrippedState {
 	if l.StateKey != nil {
 		sk = *l.StateKey
 	}
-	return StrippedState{Content: l.Content, Sender: l.Sender, StateKey: sk, Type: l.Type}
+	st := StrippedState{Content: l.Content, Sender: l.Sender, StateKey: sk, Type: l.Type}
+	if l.Type == "m.room.create" {
+		// MSC4311: the create event in stripped state carries its timestamp (and, over
+		// federation, is the full event), so that invitees can judge the room's age.
+		st.OriginServerTS = l.OriginServerTS
+	}
+	return st
 }

@@ -27,6 +27,15 @@ const (
 	v1SelfKey = "hearth_v1_selfref" // []byte: this event's own reference hash
 )
 
+// Joinable reports whether this server takes part in rooms of version v over federation:
+// every version it creates, and 1 and 2.
+func Joinable(v id.RoomVersion) bool { return (V1Format(v) && v != id.RoomV0) || Supported(v) }
+
+// JoinableVersions lists the versions for make_join/make_knock's ver parameter.
+func JoinableVersions() []id.RoomVersion {
+	return append([]id.RoomVersion{id.RoomV1, id.RoomV2}, supportedVersions...)
+}
+
 // V1Format reports whether rv uses the v1 event format (room versions 1 and 2).
 func V1Format(rv id.RoomVersion) bool { return rv.EventIDFormat() == id.EventIDFormatCustom }
 

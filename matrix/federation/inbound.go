@@ -156,7 +156,7 @@ func (s *Service) Invite(ctx context.Context, origin string, roomID id.RoomID, e
 	if rv == "" {
 		rv = id.RoomV1
 	}
-	if !events.Supported(rv) {
+	if !events.Joinable(rv) {
 		return nil, merr.IncompatibleRoomVersion("room version %s is not supported here", rv).With("room_version", string(rv))
 	}
 	ev, err := s.parse(ctx, rv, req.Event)

@@ -41,7 +41,7 @@ func (s *Service) JoinRemote(ctx context.Context, roomID id.RoomID, user id.User
 }
 
 func (s *Service) joinVia(ctx context.Context, roomID id.RoomID, user id.UserID, via string, extra map[string]any) (id.EventID, error) {
-	mj, err := s.client.MakeJoin(ctx, &mfed.ReqMakeJoin{RoomID: roomID, UserID: user, Via: via, SupportedVersions: events.SupportedVersions()})
+	mj, err := s.client.MakeJoin(ctx, &mfed.ReqMakeJoin{RoomID: roomID, UserID: user, Via: via, SupportedVersions: events.JoinableVersions()})
 	if err != nil {
 		return "", remoteErr("make_join", via, err)
 	}
@@ -49,7 +49,7 @@ func (s *Service) joinVia(ctx context.Context, roomID id.RoomID, user id.UserID,
 	if rv == "" {
 		rv = id.RoomV1
 	}
-	if !events.Supported(rv) {
+	if !events.Joinable(rv) {
 		return "", merr.UnsupportedRoomVersion("room version %s is not supported here", rv)
 	}
 	join, err := s.fillProto(rv, mj.Event, roomID, user, "join", extra)
@@ -123,7 +123,7 @@ func (s *Service) LeaveRemote(ctx context.Context, roomID id.RoomID, user id.Use
 func (s *Service) KnockRemote(ctx context.Context, roomID id.RoomID, user id.UserID, servers []string, reason string) (id.EventID, error) {
 	var lastErr error
 	for _, srv := range candidates(s.server, servers) {
-		mk, err := s.client.MakeKnock(ctx, &mfed.ReqMakeKnock{RoomID: roomID, UserID: user, Via: srv, SupportedVersions: events.SupportedVersions()})
+		mk, err := s.client.MakeKnock(ctx, &mfed.ReqMakeKnock{RoomID: roomID, UserID: user, Via: srv, SupportedVersions: events.JoinableVersions()})
 		if err != nil {
 			lastErr = remoteErr("make_knock", srv, err)
 			continue

@@ -101,10 +101,12 @@ func (s *Service) Rules(ctx context.Context, user id.UserID) (*Ruleset, error) {
 	return merge(user, ur), nil
 }
 
-// Rule returns one rule (M_NOT_FOUND when absent, M_INVALID_PARAM for an unknown kind).
+// Rule returns one rule (M_NOT_FOUND when absent, also for kinds this server does not have:
+// clients probe for rules of newer kinds such as MSC4306's postcontent and treat a 404 as
+// "not here").
 func (s *Service) Rule(ctx context.Context, user id.UserID, kind, ruleID string) (*Rule, error) {
 	if !ValidKind(kind) {
-		return nil, merr.InvalidParam("unknown push rule kind %q", kind)
+		return nil, merr.NotFound("no push rule of kind %q here", kind)
 	}
 	rs, err := s.Rules(ctx, user)
 	if err != nil {

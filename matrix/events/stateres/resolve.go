@@ -55,8 +55,14 @@ const (
 )
 
 func algorithmFor(rv id.RoomVersion) (algorithm, error) {
-	if !rv.IsKnown() || rv == id.RoomV0 || rv == id.RoomV1 || rv == id.RoomV2 {
+	if !rv.IsKnown() || rv == id.RoomV0 {
 		return 0, fmt.Errorf("%w: %q", ErrUnsupportedVersion, rv)
+	}
+	if rv == id.RoomV1 {
+		// Room v1 specifies state resolution v1, which is not implemented: v2 stands in for
+		// it. Both agree on unconflicted state and usually on simple forks; a contested fork
+		// can resolve differently from servers running v1 (docs/architecture.md).
+		return algoV2, nil
 	}
 	switch rv.StateResVersion() {
 	case id.StateResV2:

@@ -478,7 +478,7 @@ func TestErrors(t *testing.T) {
 	b.send("topic-b", "m.room.topic", "", alice, `{"topic":"b"}`)
 	sets := []StateMap{a.state, b.state}
 	ctx := context.Background()
-	for _, rv := range []id.RoomVersion{id.RoomV1, id.RoomV2, "", "13", "org.example.custom"} {
+	for _, rv := range []id.RoomVersion{id.RoomV0, "", "13", "org.example.custom"} {
 		if _, err := Resolve(ctx, rv, sets, r.fetch); !errors.Is(err, ErrUnsupportedVersion) {
 			t.Errorf("version %q: err = %v", rv, err)
 		}
