@@ -62,6 +62,13 @@ func (s *Service) acceptMembership(ctx context.Context, origin string, roomID id
 	if !ok {
 		return rooms.Remote{}, merr.NotFound("room %s is not known here", roomID)
 	}
+	if membership == "join" {
+		// A restricted join names one of our users as its authoriser: our signature is what
+		// the joining server asks for, so it is added before the signatures are checked.
+		if raw, err = s.countersignJoin(rv, raw); err != nil {
+			return rooms.Remote{}, err
+		}
+	}
 	ev, err := s.parse(ctx, rv, raw)
 	if err != nil {
 		return rooms.Remote{}, err
@@ -80,14 +87,8 @@ func (s *Service) acceptMembership(ctx context.Context, origin string, roomID id
 		return rooms.Remote{}, merr.Forbidden("%s cannot act for %s", origin, p.Sender)
 	}
 	if membership == "join" {
-		if via := authorisedVia(p.Content); via != "" {
-			if id.UserID(via).Homeserver() != s.server {
-				return rooms.Remote{}, merr.Forbidden("the join is authorised by %s, which is not on this server", via)
-			}
-			// Countersign: auth rule 4.2 wants the authorising server's signature.
-			if ev, err = s.sign(rv, p); err != nil {
-				return rooms.Remote{}, err
-			}
+		if via := authorisedVia(p.Content); via != "" && id.UserID(via).Homeserver() != s.server {
+			return rooms.Remote{}, merr.Forbidden("the join is authorised by %s, which is not on this server", via)
 		}
 	}
 	res, err := s.rooms.Receive(ctx, ev, s.keys.GetKey(ctx), rooms.ReceiveOpts{})
@@ -231,4 +232,26 @@ func authorisedVia(c json.RawMessage) string {
 	}
 	_ = json.Unmarshal(c, &v)
 	return v.Via
+}
+
+// countersignJoin adds this server's signature to a join whose join_authorised_via_users_server
+// is one of our users (auth rule 4.2), leaving any other join as it is. The content hash must
+// already be right: a signature is never put on content someone else altered.
+func (s *Service) countersignJoin(rv id.RoomVersion, raw json.RawMessage) (json.RawMessage, error) {
+	p, err := events.Parse(raw)
+	if err != nil {
+		return nil, merr.BadJSON("malformed event: %v", err)
+	}
+	via := authorisedVia(p.Content)
+	if via == "" || id.UserID(via).Homeserver() != s.server {
+		return raw, nil
+	}
+	if !p.VerifyContentHash() {
+		return nil, merr.BadJSON("the join's content hash does not match its content")
+	}
+	signed, err := s.sign(rv, p)
+	if err != nil {
+		return nil, err
+	}
+	return signed.JSON, nil
 }

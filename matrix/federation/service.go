@@ -98,7 +98,11 @@ func (s *Service) parse(ctx context.Context, rv id.RoomVersion, raw []byte) (roo
 	}
 	kept, err := s.keys.VerifyPDU(ctx, rv, raw)
 	if err != nil {
-		return rooms.Remote{}, err
+		if _, ok := merr.As(err); ok {
+			return rooms.Remote{}, err
+		}
+		// A signature or format failure is the sender's fault, not ours.
+		return rooms.Remote{}, merr.Forbidden("event refused: %v", err)
 	}
 	p, err := events.Parse(kept)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidwall/sjson"
 	"go.mau.fi/util/jsontime"
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/federation/signutil"
@@ -332,5 +333,37 @@ func TestConcurrentLookupsFetchOnce(t *testing.T) {
 	}
 	if n := b.keyHits.Load(); n != 1 {
 		t.Fatalf("20 concurrent lookups fetched %d times, want 1", n)
+	}
+}
+
+// The key response verifies as served, byte for byte (peers check the signature over the JSON
+// they received, minus signatures), with old_verify_keys present even when empty.
+func TestOwnKeyResponseRawSignature(t *testing.T) {
+	ca, fn, clk := newTestCA(t), newFakeNet(), newClock()
+	a := newNode(t, ca, fn, clk, nodeOpts{})
+	resp, err := httpsClient(ca).Get("https://" + a.addr + "/_matrix/key/v2/server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		t.Fatal(err)
+	}
+	if string(obj["old_verify_keys"]) != "{}" {
+		t.Fatalf("old_verify_keys: %s", body)
+	}
+	var sigs map[string]map[id.KeyID]string
+	if err := json.Unmarshal(obj["signatures"], &sigs); err != nil {
+		t.Fatal(err)
+	}
+	// The body minus "signatures", byte for byte, is what must verify: no re-encoding.
+	unsigned, err := sjson.DeleteBytes(body, "signatures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signutil.VerifyJSONCanonical(a.key.Pub, sigs[a.name][a.key.ID], unsigned); err != nil {
+		t.Fatalf("signature over the served JSON: %v (%s)", err, body)
 	}
 }

@@ -1,6 +1,7 @@
 package keyring
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.mau.fi/util/jsontime"
+	"maunium.net/go/mautrix/crypto/canonicaljson"
 	"maunium.net/go/mautrix/federation"
 	"maunium.net/go/mautrix/id"
 
@@ -59,7 +61,17 @@ func (k *Keyring) handleServer(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, resp)
+	// Served as canonical JSON, so that the body minus its signatures is exactly the signed
+	// bytes (some peers, Complement among them, verify the raw body that way).
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return fmt.Errorf("encode own keys: %w", err)
+	}
+	canon, err := canonicaljson.CanonicalJSON(b)
+	if err != nil {
+		return fmt.Errorf("canonicalise own keys: %w", err)
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, canon)
 }
 
 // ownKeysObject is OwnKeys as a JSON object that always carries old_verify_keys: mautrix's type
@@ -75,8 +87,12 @@ func (k *Keyring) ownKeysObject() (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode own keys: %w", err)
 	}
+	// Numbers stay json.Number: as float64 the timestamp could be written differently from
+	// the form that was signed.
 	var obj map[string]any
-	if err := json.Unmarshal(b, &obj); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil {
 		return nil, fmt.Errorf("decode own keys: %w", err)
 	}
 	if _, ok := obj["old_verify_keys"]; !ok {
