@@ -46,6 +46,9 @@ func TestSpaceHierarchy(t *testing.T) {
 	cs3SetState(t, alice, root, "m.space.child", "!gone:"+s.ServerName, map[string]any{})
 	cs3SetState(t, alice, sub, "m.space.child", attic.String(), map[string]any{"via": via})
 	cs3SetState(t, alice, sub, "m.space.child", root.String(), map[string]any{"via": via}) // a loop
+	// A child link in an ordinary room (not a space) is ignored: the cellar never shows.
+	cellar := cs3CreateRoom(t, s, alice, map[string]any{"preset": "public_chat", "name": "Cellar"})
+	cs3SetState(t, alice, lounge, "m.space.child", cellar.String(), map[string]any{"via": via})
 
 	path := func(room id.RoomID, q url.Values) string {
 		p := "/_matrix/client/v1/rooms/" + cs3Esc(room.String()) + "/hierarchy"

@@ -142,6 +142,11 @@ func (s *Service) hierarchyRoom(txn *store.Txn, nid uint64, suggestedOnly bool) 
 		return nil, nil, err
 	}
 	hr := &HierarchyRoom{Summary: sum, ChildrenState: []ChildState{}}
+	if sum.RoomType != "m.space" {
+		// Only spaces have children: m.space.child events in an ordinary room are ignored
+		// (spec: "Spaces"), as Synapse does.
+		return hr, nil, nil
+	}
 	children, err := s.spaceChildren(txn, nid)
 	if err != nil {
 		return nil, nil, err
