@@ -74,9 +74,14 @@ func pushRulePath(c echo.Context) (kind, ruleID string, err error) {
 	return kind, ruleID, nil
 }
 
-// findPushRule looks up the rule named by the path.
+// findPushRule looks up the rule named by the path. A kind this server does not have is "not
+// found" rather than a bad request: clients probe for rules of newer kinds (MSC4306's
+// postcontent) and skip them on a 404.
 func (a *API) findPushRule(c echo.Context) (*push.Rule, error) {
 	kind, ruleID, err := pushRulePath(c)
+	if me, ok := merr.As(err); ok && me.Code == "M_INVALID_PARAM" && c.Request().Method == http.MethodGet {
+		return nil, merr.NotFound("no push rule of kind %q here", c.Param("kind"))
+	}
 	if err != nil {
 		return nil, err
 	}
