@@ -107,7 +107,9 @@ func Build(rv id.RoomVersion, roomID id.RoomID, t Template, prev, auth []id.Even
 		eventID, wire = eid, toV1(p)
 	} else {
 		if err := p.Sign(rv, s.ServerName, s.KeyID, s.Key); err != nil {
-			return nil, fmt.Errorf("sign event: %w", err)
+			// Signing fails only when the content has no canonical JSON form (a number
+			// beyond 2^53, a float): the sender's content, so a bad request.
+			return nil, merr.BadJSON("event content cannot be encoded as canonical JSON: %v", err)
 		}
 		eid, err := p.GetEventID(rv)
 		if err != nil {
