@@ -6,6 +6,8 @@ import (
 	"encoding/json/jsontext"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 
 	"maunium.net/go/mautrix/id"
@@ -87,6 +89,23 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (id.RoomID,
 	cc["room_version"] = string(rv)
 	if !rv.RoomIDIsCreateEventID() && !rv.UpdatedRedactionRules() {
 		cc["creator"] = creator
+	}
+	if raw, ok := cc["additional_creators"]; ok && rv.PrivilegedRoomCreators() {
+		// MSC4289: a list of valid user IDs; anything else would make a room whose create
+		// event fails the auth rules everywhere.
+		list, ok := raw.([]any)
+		if !ok {
+			return "", merr.BadJSON("creation_content.additional_creators must be a list of user IDs")
+		}
+		for _, u := range list {
+			s, ok := u.(string)
+			if !ok {
+				return "", merr.BadJSON("creation_content.additional_creators must be a list of user IDs")
+			}
+			if _, _, err := id.UserID(s).ParseAndValidateRelaxed(); err != nil || !validServerName(id.UserID(s).Homeserver()) {
+				return "", merr.BadJSON("%q in creation_content.additional_creators is not a valid user ID", s)
+			}
+		}
 	}
 	if rv.PrivilegedRoomCreators() && preset == "trusted_private_chat" && len(req.Invite) > 0 {
 		// Merge with creators the client named itself, without duplicates.
@@ -296,4 +315,47 @@ func randomString(n int) string {
 		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
 	}
 	return string(b)
+}
+
+// validServerName checks the grammar of a server name (spec appendix "Server name"): a DNS
+// name, an IPv4 literal or a bracketed IPv6 literal, with an optional port.
+func validServerName(name string) bool {
+	host := name
+	if strings.HasPrefix(name, "[") {
+		end := strings.Index(name, "]")
+		if end < 0 {
+			return false
+		}
+		host, name = name[1:end], name[end+1:]
+		if net.ParseIP(host) == nil {
+			return false
+		}
+		if name == "" {
+			return true
+		}
+		if name[0] != ':' {
+			return false
+		}
+		return validPort(name[1:])
+	}
+	if h, port, ok := strings.Cut(name, ":"); ok {
+		if !validPort(port) {
+			return false
+		}
+		host = h
+	}
+	if host == "" || len(host) > 255 {
+		return false
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n > 0 && n < 65536 && len(p) <= 5
 }
