@@ -58,7 +58,7 @@ func (a *Appliance) openFederation(key *mfed.SigningKey, signer events.Signer) e
 		return err
 	}
 	a.rooms.SetResolver(resolveState(kr))
-	core := federation.New(federation.Config{Rooms: a.rooms, Keys: kr, Client: fedClient{client}, Queue: queue{snd}, Signer: signer, Log: a.log})
+	core := federation.New(federation.Config{Rooms: a.rooms, Keys: kr, Client: client, Queue: queue{snd}, Signer: signer, Log: a.log})
 	core.SetEDUHandlers(a.sync, a.keys, snd)
 	a.fedsys = &fedSys{keys: kr, client: client, sender: snd, core: core}
 	return nil
@@ -144,6 +144,3 @@ type queue struct{ s *sender.Sender }
 func (q queue) QueuePDU(_ context.Context, dests []string, p []byte) error {
 	return q.s.Enqueue(dests, [][]byte{p}, nil)
 }
-
-// fedClient adapts mautrix's client (whose SendLeave answers only an error) to the core's Client.
-type fedClient struct{ *mfed.Client }

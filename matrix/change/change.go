@@ -32,7 +32,4 @@ type Change struct {
 	Membership string // for m.room.member events: the new membership of StateKey
 	Sender     string
 	Device     string
-	// Federated marks an event that reached the room through another server (a remote event,
-	// or our own join/leave/knock made through send_*): the other servers have it already.
-	Federated bool
 }

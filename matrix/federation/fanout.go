@@ -53,11 +53,28 @@ func (s *Service) Watch(b *bus.Bus[change.Change]) func() {
 		defer close(done)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
+		saved, lastSave := pos, time.Now()
+		save := func(force bool) {
+			// Positions with nothing queued need not be durable at once (rescanning them
+			// after a crash queues nothing), so they are written at most every 30 s: a home
+			// server without peers would otherwise pay a second durable write per event.
+			if pos == saved || (!force && time.Since(lastSave) < 30*time.Second) {
+				return
+			}
+			if err := s.rooms.SetFanoutPos(pos); err != nil {
+				s.log.Warn("fan out: record position", "err", err)
+				return
+			}
+			saved, lastSave = pos, time.Now()
+		}
 		for {
-			pos = s.fanOutFrom(pos)
+			var queued bool
+			pos, queued = s.fanOutFrom(pos)
+			save(queued)
 			select {
 			case <-stop:
-				s.fanOutFrom(pos) // what committed before shutdown still goes
+				pos, _ = s.fanOutFrom(pos) // what committed before shutdown still goes
+				save(true)
 				return
 			case <-sub.C():
 			case <-tick.C:
@@ -67,51 +84,54 @@ func (s *Service) Watch(b *bus.Bus[change.Change]) func() {
 	return func() { b.Unsubscribe(sub); close(stop); <-done }
 }
 
-// fanOutFrom queues every local event after pos and returns the new position.
-func (s *Service) fanOutFrom(pos uint64) uint64 {
+// fanOutFrom queues every local event after pos and returns the new position and whether
+// anything was queued (the position must then be recorded before the events could be lost).
+func (s *Service) fanOutFrom(pos uint64) (uint64, bool) {
+	queued := false
 	for {
 		out, last, err := s.rooms.OutgoingFrom(pos, 100)
 		if err != nil {
 			s.log.Warn("fan out: read events", "err", err)
-			return pos
+			return pos, queued
 		}
 		for _, o := range out {
-			s.sendLocal(o)
+			if s.sendLocal(o) {
+				queued = true
+			}
 		}
-		if last == pos {
-			return pos
-		}
-		if err := s.rooms.SetFanoutPos(last); err != nil {
-			s.log.Warn("fan out: record position", "err", err)
-			return pos
+		if last == pos || len(out) < 100 {
+			return last, queued
 		}
 		pos = last
-		if len(out) < 100 {
-			return pos
-		}
 	}
 }
 
-func (s *Service) sendLocal(c rooms.Outgoing) {
+// sendLocal queues one of our events for the servers in its room, reporting whether it went to
+// any. A kicked or banned remote user's server is no longer in the joined set but must still
+// learn of it; an invitee's server already has an invite through /invite, and gets it again
+// here when it is in the room, since it then needs it in the room's DAG.
+func (s *Service) sendLocal(c rooms.Outgoing) bool {
+	if s.queue == nil {
+		return false
+	}
 	ctx := context.Background()
-	raw := c.PDU
-	// An invitee's server got the invite through /invite already; when it is in the room it
-	// also needs it in the room's DAG, so it is not skipped here.
-	var skip []string
-	extra := []string{}
-	if c.Type == "m.room.member" && c.StateKey != nil && (c.Membership == "leave" || c.Membership == "ban") {
-		// A kicked or banned remote user's server is no longer in the joined set; it must
-		// still learn of it.
-		extra = append(extra, id.UserID(*c.StateKey).Homeserver())
-	}
-	if err := s.fanOut(ctx, c.RoomID, raw, skip...); err != nil {
+	dests, err := s.rooms.JoinedServers(ctx, c.RoomID)
+	if err != nil {
 		s.log.Warn("fan out", "pos", c.Pos, "err", err)
+		return false
 	}
-	for _, srv := range extra {
-		if srv != s.server && s.queue != nil {
-			if err := s.queue.QueuePDU(ctx, []string{srv}, raw); err != nil {
-				s.log.Warn("fan out", "pos", c.Pos, "err", err)
-			}
+	if c.Type == "m.room.member" && c.StateKey != nil && (c.Membership == "leave" || c.Membership == "ban") {
+		if srv := id.UserID(*c.StateKey).Homeserver(); !slices.Contains(dests, srv) {
+			dests = append(dests, srv)
 		}
 	}
+	dests = slices.DeleteFunc(dests, func(d string) bool { return d == s.server })
+	if len(dests) == 0 {
+		return false
+	}
+	if err := s.queue.QueuePDU(ctx, dests, c.PDU); err != nil {
+		s.log.Warn("fan out", "pos", c.Pos, "err", err)
+		return false
+	}
+	return true
 }

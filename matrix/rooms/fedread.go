@@ -3,6 +3,7 @@ package rooms
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 
 	"maunium.net/go/mautrix/id"
@@ -225,30 +226,57 @@ func sortByPos(evs []*Event) {
 // JoinedServers lists the servers with a joined member in the room, this server first when
 // it is one, then the others in name order (GET /query/directory's servers).
 func (s *Service) JoinedServers(ctx context.Context, roomID id.RoomID) ([]string, error) {
-	set := map[string]bool{}
+	var out []string
 	err := s.st.View(func(txn *store.Txn) error {
 		nid, err := txn.RoomNID(roomID.String())
 		if err != nil {
 			return err
 		}
-		return txn.AllCurrentState(nid, func(sk, pos uint64) (bool, error) {
-			typ, key, err := txn.StateKeyOf(sk)
-			if err != nil || typ != "m.room.member" {
-				return err == nil, err
-			}
-			ev, err := loadEvent(txn, pos, roomID.String())
-			if err != nil {
-				return false, err
-			}
-			if ev.Lite.Membership() == "join" {
-				set[serverOf(key)] = true
-			}
-			return true, nil
-		})
+		out, err = s.joinedServers(txn, nid)
+		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, merr.NotFound("room %s is not known here", roomID)
 	}
+	return out, err
+}
+
+// serversEntry is the joined-server list of a room at one current-state snapshot.
+type serversEntry struct {
+	snapshot uint64
+	servers  []string
+}
+
+// joinedServers computes a room's joined servers from its current state. Every local message
+// fans out to these servers, and the walk reads every member event (10,000 in a big room), so
+// the answer is kept per room until the current state changes (a new snapshot NID). A copy is
+// returned: callers may reuse the slice.
+func (s *Service) joinedServers(txn *store.Txn, nid uint64) ([]string, error) {
+	rec, err := txn.Room(nid)
+	if err != nil {
+		return nil, err
+	}
+	s.serversMu.Lock()
+	e, ok := s.servers[nid]
+	s.serversMu.Unlock()
+	if ok && e.snapshot == rec.Snapshot {
+		return slices.Clone(e.servers), nil
+	}
+	set := map[string]bool{}
+	err = txn.AllCurrentState(nid, func(sk, pos uint64) (bool, error) {
+		typ, key, err := txn.StateKeyOf(sk)
+		if err != nil || typ != "m.room.member" {
+			return err == nil, err
+		}
+		ev, err := loadEvent(txn, pos, rec.ID)
+		if err != nil {
+			return false, err
+		}
+		if ev.Lite.Membership() == "join" {
+			set[serverOf(key)] = true
+		}
+		return true, nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -262,5 +290,12 @@ func (s *Service) JoinedServers(ctx context.Context, roomID id.RoomID) ([]string
 		rest = append(rest, srv)
 	}
 	sort.Strings(rest)
-	return append(out, rest...), nil
+	out = append(out, rest...)
+	s.serversMu.Lock()
+	if s.servers == nil {
+		s.servers = map[uint64]serversEntry{}
+	}
+	s.servers[nid] = serversEntry{snapshot: rec.Snapshot, servers: out}
+	s.serversMu.Unlock()
+	return slices.Clone(out), nil
 }

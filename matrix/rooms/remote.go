@@ -211,7 +211,7 @@ func (s *Service) receive(ctx context.Context, txn *store.Txn, r *room, ev Remot
 	if err := s.advance(ctx, txn, r, ev, pos, rec.After); err != nil {
 		return nil, err
 	}
-	ch := change.Change{Pos: pos, Kind: change.Event, Room: r.nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: membershipOf(ev.PDU), Federated: true}
+	ch := change.Change{Pos: pos, Kind: change.Event, Room: r.nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: membershipOf(ev.PDU)}
 	txn.Notify(pos, ch)
 	return &Received{Pos: pos}, nil
 }
@@ -577,27 +577,6 @@ func (s *Service) Extremities(roomID id.RoomID) ([]id.EventID, error) {
 	return out, err
 }
 
-// EventJSON returns the stored PDU of an event (the redacted form once redacted).
-func (s *Service) EventJSON(ctx context.Context, eventID id.EventID) (json.RawMessage, error) {
-	var out json.RawMessage
-	err := s.st.View(func(txn *store.Txn) error {
-		pos, err := txn.EventPos(eventID.String())
-		if errors.Is(err, store.ErrNotFound) {
-			return merr.NotFound("event %s is not known here", eventID)
-		}
-		if err != nil {
-			return err
-		}
-		rec, err := txn.Event(pos)
-		if err != nil {
-			return err
-		}
-		out = rec.PDU
-		return nil
-	})
-	return out, err
-}
-
 // CheckServerACL answers 403 M_FORBIDDEN when the room's current server ACL denies server
 // (PDUs and EDUs from such a server are dropped). Unknown rooms pass: the caller decides.
 func (s *Service) CheckServerACL(roomID id.RoomID, server string) error {
@@ -616,27 +595,8 @@ func (s *Service) CheckServerACL(roomID id.RoomID, server string) error {
 // hasLocalJoined reports whether a local user is joined to the room in its current state: this
 // server then receives the room's events; otherwise its copy of the room is history.
 func (s *Service) hasLocalJoined(txn *store.Txn, nid uint64) (bool, error) {
-	found := false
-	err := txn.AllCurrentState(nid, func(sk, pos uint64) (bool, error) {
-		typ, key, err := txn.StateKeyOf(sk)
-		if err != nil {
-			return false, err
-		}
-		if typ != "m.room.member" || !s.IsLocal(id.UserID(key)) {
-			return true, nil
-		}
-		rec, err := txn.Event(pos)
-		if err != nil {
-			return false, err
-		}
-		l, err := events.ParseLite(rec.PDU)
-		if err != nil {
-			return false, err
-		}
-		found = l.Membership() == "join"
-		return !found, nil
-	})
-	return found, err
+	servers, err := s.joinedServers(txn, nid)
+	return err == nil && slices.Contains(servers, s.server), err
 }
 
 // IsResident reports whether this server is in the room: the room is known (not a stub) and a

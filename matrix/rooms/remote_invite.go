@@ -119,7 +119,7 @@ func (s *Service) StoreRemoteInvite(ctx context.Context, rv id.RoomVersion, ev R
 		if err := txn.SetForgotten(target.String(), nid, false); err != nil {
 			return err
 		}
-		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: "invite", Federated: true})
+		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: "invite"})
 		return txn.PutRoom(nid, r.rec)
 	})
 }
@@ -156,7 +156,7 @@ func (s *Service) StoreStubMembership(ctx context.Context, rv id.RoomVersion, ev
 		if err := txn.SetMembership(target.String(), nid, m, pos); err != nil {
 			return err
 		}
-		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: m, Federated: true})
+		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: m})
 		return txn.PutRoom(nid, r.rec)
 	})
 }

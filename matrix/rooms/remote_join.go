@@ -197,7 +197,7 @@ func (s *Service) ImportJoin(ctx context.Context, roomID id.RoomID, state []id.E
 		r.rec.Extremities = []string{join.ID.String()}
 		r.rec.Depth = join.PDU.Depth
 		r.rec.Latest = pos
-		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: join.ID.String(), EventType: join.PDU.Type, StateKey: join.PDU.StateKey, Sender: join.PDU.Sender.String(), Membership: "join", Federated: true})
+		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: join.ID.String(), EventType: join.PDU.Type, StateKey: join.PDU.StateKey, Sender: join.PDU.Sender.String(), Membership: "join"})
 		out = &Appended{EventID: join.ID, Pos: pos}
 		return txn.PutRoom(nid, r.rec)
 	})

@@ -36,6 +36,9 @@ type Service struct {
 	resolve    Resolver      // state resolution for forks (remote.go)
 	inviter    RemoteInviter // countersigning of invites to remote users (remote_invite.go)
 	backfiller Backfiller    // history from other servers (backfill.go)
+
+	serversMu sync.Mutex
+	servers   map[uint64]serversEntry // joined servers per room at a snapshot (fedread.go)
 }
 
 // SetDefaultVersion sets the version createRoom uses when the client names none (config
