@@ -63,15 +63,18 @@ func (a *API) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// unescapeParams decodes percent-encoded path parameters: clients encode the sigils and colons
-// of IDs ("%40alice%3Aexample.org"). When the URL has a raw form that differs from its decoded
-// one, echo routes on the raw path and hands parameters out still encoded; otherwise they are
-// already decoded and must not be decoded twice.
-func unescapeParams(next echo.HandlerFunc) echo.HandlerFunc {
+// UnescapeParams decodes percent-encoded path parameters: clients encode the sigils and colons
+// of IDs ("%40alice%3Aexample.org") and event IDs of room version 3 and later may hold "/"
+// (sent as %2F). When the URL has a raw form that differs from its decoded one, echo routes on
+// the raw path and hands parameters out still encoded; otherwise they are already decoded and
+// must not be decoded twice. The federation API mounts it too (on its own echo in tests, beside
+// this one in the appliance), so a request is decoded once and marked.
+func UnescapeParams(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if c.Request().URL.RawPath == "" {
+		if c.Request().URL.RawPath == "" || c.Get(paramsUnescaped) != nil {
 			return next(c)
 		}
+		c.Set(paramsUnescaped, true)
 		vals := c.ParamValues()
 		for i, v := range vals {
 			if strings.Contains(v, "%") {
@@ -86,6 +89,9 @@ func unescapeParams(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// paramsUnescaped marks a request whose path parameters UnescapeParams decoded.
+const paramsUnescaped = "hearth.params_unescaped"
 
 // accessToken reads the token from the Authorization header or the access_token parameter.
 func accessToken(c echo.Context) string {

@@ -36,7 +36,7 @@ func (a *API) routesRooms(g *echo.Group) {
 // pathArg returns a path parameter unescaped. echo routes on the raw path when the request's
 // escaping differs from Go's default (a state key holding %2F, say); its parameters are then
 // still escaped.
-// pathArg reads a path parameter (already unescaped by the unescapeParams middleware).
+// pathArg reads a path parameter (already unescaped by the UnescapeParams middleware).
 func pathArg(c echo.Context, name string) (string, error) { return c.Param(name), nil }
 
 // roomIDArg reads the roomId path parameter, which must be a room ID.

@@ -91,7 +91,7 @@ func New(opts Options, d Deps, log *slog.Logger) *API {
 // Register mounts every route on e. Unknown paths and methods answer M_UNRECOGNIZED.
 func (a *API) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = a.errorHandler
-	e.Use(a.recoverer, a.cors, a.bodyLimit, unescapeParams)
+	e.Use(a.recoverer, a.cors, a.bodyLimit, UnescapeParams)
 
 	c := e.Group("/_matrix/client")
 	a.routesMeta(e, c)

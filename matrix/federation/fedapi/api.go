@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/hearth-home/hearth/matrix/accounts"
+	"github.com/hearth-home/hearth/matrix/clientapi"
 	"github.com/hearth-home/hearth/matrix/keys"
 	"github.com/hearth-home/hearth/matrix/media"
 	"github.com/hearth-home/hearth/matrix/merr"
@@ -53,7 +54,7 @@ func Register(g *echo.Group, d Deps) {
 	if a.now == nil {
 		a.now = time.Now
 	}
-	open := []echo.MiddlewareFunc{Errors(a.log), UnescapeParams}
+	open := []echo.MiddlewareFunc{Errors(a.log), clientapi.UnescapeParams}
 	signed := open
 	if d.Auth != nil {
 		signed = append(append([]echo.MiddlewareFunc{}, open...), d.Auth)

@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -61,31 +59,6 @@ func WriteError(c echo.Context, log *slog.Logger, err error) error {
 		log.Error("federation request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
 	}
 	return c.JSON(me.Status, me.Body())
-}
-
-// UnescapeParams decodes percent-encoded path parameters (event IDs of room version 3 and
-// later may contain "/", sent as %2F). Echo routes on the raw path when it differs from the
-// decoded one and then hands parameters out still encoded; otherwise they are decoded
-// already. The client API's middleware of the same job runs first when both share an echo
-// instance; a second pass changes nothing unless a decoded ID still contains "%XX".
-func UnescapeParams(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if c.Request().URL.RawPath == "" {
-			return next(c)
-		}
-		vals := c.ParamValues()
-		for i, v := range vals {
-			if strings.Contains(v, "%") {
-				u, err := url.PathUnescape(v)
-				if err != nil {
-					return merr.InvalidParam("malformed path parameter %q", v)
-				}
-				vals[i] = u
-			}
-		}
-		c.SetParamValues(vals...)
-		return next(c)
-	}
 }
 
 // readJSON decodes the body into v: M_NOT_JSON when it is not JSON, M_BAD_JSON when it has

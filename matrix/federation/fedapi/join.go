@@ -2,6 +2,7 @@ package fedapi
 
 import (
 	"encoding/json"
+	"github.com/hearth-home/hearth/matrix/clientapi"
 	"log/slog"
 	"net/http"
 
@@ -26,7 +27,7 @@ type core struct {
 // /_matrix/federation group, behind auth (the X-Matrix middleware).
 func RegisterCore(g *echo.Group, svc *federation.Service, auth echo.MiddlewareFunc, log *slog.Logger) {
 	h := &core{c: svc, log: log}
-	mw := []echo.MiddlewareFunc{Errors(log), UnescapeParams}
+	mw := []echo.MiddlewareFunc{Errors(log), clientapi.UnescapeParams}
 	if auth != nil {
 		mw = append(mw, auth)
 	}
