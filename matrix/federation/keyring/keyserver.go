@@ -1,7 +1,6 @@
 package keyring
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -76,27 +75,17 @@ func (k *Keyring) handleServer(c echo.Context) error {
 
 // ownKeysObject is OwnKeys as a JSON object that always carries old_verify_keys: mautrix's type
 // drops an empty map (omitempty) and peers (Complement among them) require the field. It is
-// signed as served.
+// built as the object it is served as and signed once.
 func (k *Keyring) ownKeysObject() (map[string]any, error) {
-	resp, err := k.OwnKeys()
-	if err != nil {
-		return nil, err
+	old := k.cfg.OldKeys
+	if old == nil {
+		old = map[id.KeyID]federation.OldVerifyKey{}
 	}
-	resp.Signatures = nil
-	b, err := json.Marshal(resp)
-	if err != nil {
-		return nil, fmt.Errorf("encode own keys: %w", err)
-	}
-	// Numbers stay json.Number: as float64 the timestamp could be written differently from
-	// the form that was signed.
-	var obj map[string]any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&obj); err != nil {
-		return nil, fmt.Errorf("decode own keys: %w", err)
-	}
-	if _, ok := obj["old_verify_keys"]; !ok {
-		obj["old_verify_keys"] = map[string]any{}
+	obj := map[string]any{
+		"server_name":     k.cfg.ServerName,
+		"verify_keys":     map[id.KeyID]federation.ServerVerifyKey{k.cfg.Key.ID: {Key: k.cfg.Key.Pub}},
+		"old_verify_keys": old,
+		"valid_until_ts":  k.now().Add(ownKeyValidity).UnixMilli(),
 	}
 	sig, err := k.cfg.Key.SignJSON(obj)
 	if err != nil {
