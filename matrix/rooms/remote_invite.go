@@ -79,9 +79,22 @@ func (s *Service) countersignInvite(txn *store.Txn, r *room, b *events.Built) (*
 // keeps its old state and gets the invite as an outlier. For a room we are in the invite also
 // arrives as a normal event through /send, so nothing is stored here.
 func (s *Service) StoreRemoteInvite(ctx context.Context, rv id.RoomVersion, ev Remote, stripped json.RawMessage) error {
-	roomID := ev.PDU.RoomID
+	return s.storeOutlierMembership(rv, ev, stripped, true)
+}
+
+// StoreStubMembership records a local user's own membership event in a stub room (a rejected
+// invite or a knock sent through another server), kept as an outlier; stripped, when set, is the
+// room state the other server showed (knock_room_state).
+func (s *Service) StoreStubMembership(ctx context.Context, rv id.RoomVersion, ev Remote, stripped json.RawMessage) error {
+	return s.storeOutlierMembership(rv, ev, stripped, false)
+}
+
+// storeOutlierMembership stores a local user's membership event that came through another
+// server as an outlier, points the user's membership index at it and wakes their /sync.
+// unlessResident skips rooms this server is in (their events arrive through /send).
+func (s *Service) storeOutlierMembership(rv id.RoomVersion, ev Remote, stripped json.RawMessage, unlessResident bool) error {
 	target := id.UserID(*ev.PDU.StateKey)
-	nid, err := s.ensureRoom(roomID, rv)
+	nid, err := s.ensureRoom(ev.PDU.RoomID, rv)
 	if err != nil {
 		return err
 	}
@@ -92,7 +105,7 @@ func (s *Service) StoreRemoteInvite(ctx context.Context, rv id.RoomVersion, ev R
 		if err != nil {
 			return err
 		}
-		if !r.rec.Stub {
+		if unlessResident && !r.rec.Stub {
 			if resident, err := s.hasLocalJoined(txn, nid); err != nil || resident {
 				return err
 			}
@@ -113,48 +126,14 @@ func (s *Service) StoreRemoteInvite(ctx context.Context, rv id.RoomVersion, ev R
 			r.rec.InviteState = stripped
 		}
 		r.rec.Latest = max(r.rec.Latest, pos)
-		if err := txn.SetMembership(target.String(), nid, "invite", pos); err != nil {
-			return err
-		}
-		if err := txn.SetForgotten(target.String(), nid, false); err != nil {
-			return err
-		}
-		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: "invite"})
-		return txn.PutRoom(nid, r.rec)
-	})
-}
-
-// StoreStubMembership records a local user's own membership event in a stub room (a rejected
-// invite or a knock sent through another server), kept as an outlier; stripped, when set, is the
-// room state the other server showed (knock_room_state).
-func (s *Service) StoreStubMembership(ctx context.Context, rv id.RoomVersion, ev Remote, stripped json.RawMessage) error {
-	roomID := ev.PDU.RoomID
-	target := id.UserID(*ev.PDU.StateKey)
-	nid, err := s.ensureRoom(roomID, rv)
-	if err != nil {
-		return err
-	}
-	unlock := s.lock(nid)
-	defer unlock()
-	return s.st.Update(func(txn *store.Txn) error {
-		r, err := loadRoom(txn, nid)
-		if err != nil {
-			return err
-		}
-		pos, err := txn.AllocPos(store.KindEvent)
-		if err != nil {
-			return err
-		}
-		if err := txn.PutEvent(pos, &store.EventRecord{Room: nid, ID: ev.ID.String(), PDU: ev.JSON, Flags: store.FlagOutlier}); err != nil {
-			return err
-		}
 		m := membershipOf(ev.PDU)
-		r.rec.Latest = pos
-		if len(stripped) > 0 && r.rec.Stub {
-			r.rec.InviteState = stripped
-		}
 		if err := txn.SetMembership(target.String(), nid, m, pos); err != nil {
 			return err
+		}
+		if m == "invite" {
+			if err := txn.SetForgotten(target.String(), nid, false); err != nil {
+				return err
+			}
 		}
 		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: m})
 		return txn.PutRoom(nid, r.rec)
