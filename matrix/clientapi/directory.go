@@ -1,7 +1,6 @@
 package clientapi
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -252,63 +251,22 @@ func (a *API) postPublicRooms(c echo.Context) error {
 			return err
 		}
 	}
-	var body struct {
-		Limit  *int    `json:"limit"`
-		Since  *string `json:"since"`
-		Filter *struct {
-			GenericSearchTerm *string           `json:"generic_search_term"`
-			RoomTypes         []json.RawMessage `json:"room_types"`
-		} `json:"filter"`
-		IncludeAllNetworks   *bool   `json:"include_all_networks"`
-		ThirdPartyInstanceID *string `json:"third_party_instance_id"`
-	}
+	var body rooms.PublicRoomsBody
 	if err := readJSON(c, &body); err != nil {
 		return err
 	}
-	if c.QueryParam("server") != "" && c.QueryParam("server") != a.opts.ServerName {
-		fwd := map[string]any{}
-		if body.Limit != nil {
-			fwd["limit"] = *body.Limit
-		}
-		if body.Since != nil {
-			fwd["since"] = *body.Since
-		}
-		if body.Filter != nil {
-			fwd["filter"] = body.Filter
-		}
-		if body.IncludeAllNetworks != nil {
-			fwd["include_all_networks"] = *body.IncludeAllNetworks
-		}
-		if body.ThirdPartyInstanceID != nil {
-			fwd["third_party_instance_id"] = *body.ThirdPartyInstanceID
-		}
-		if done, err := a.remoteDirectory(c, fwd); done {
+	if srv := c.QueryParam("server"); srv != "" && srv != a.opts.ServerName {
+		if done, err := a.remoteDirectory(c, body); done {
 			return err
 		}
 	}
-	if body.Limit != nil && *body.Limit < 0 {
-		return merr.InvalidParam("limit must not be negative")
+	req, thirdParty, err := body.Request()
+	if err != nil {
+		return err
 	}
-	if body.ThirdPartyInstanceID != nil && body.IncludeAllNetworks != nil && *body.IncludeAllNetworks {
-		return merr.InvalidParam("third_party_instance_id cannot be used with include_all_networks")
-	}
-	req := rooms.PublicRoomsRequest{Since: deref(body.Since)}
-	if body.Limit != nil {
-		req.Limit = *body.Limit
-	}
-	if body.ThirdPartyInstanceID != nil {
+	if thirdParty {
 		// No application service here publishes third-party networks, so such a listing is empty.
 		return c.JSON(http.StatusOK, publicRoomsResponse{Chunk: []*rooms.Summary{}})
-	}
-	if f := body.Filter; f != nil {
-		req.SearchTerm = deref(f.GenericSearchTerm)
-		for _, raw := range f.RoomTypes {
-			var t *string
-			if err := json.Unmarshal(raw, &t); err != nil {
-				return merr.BadJSON("room_types entries must be strings or null")
-			}
-			req.RoomTypes = append(req.RoomTypes, t)
-		}
 	}
 	return a.publicRooms(c, req)
 }

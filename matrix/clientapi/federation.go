@@ -22,7 +22,7 @@ type Federation interface {
 }
 
 // remoteDirectory answers a /publicRooms request naming another server by asking it.
-func (a *API) remoteDirectory(c echo.Context, body map[string]any) (bool, error) {
+func (a *API) remoteDirectory(c echo.Context, body any) (bool, error) {
 	srv := c.QueryParam("server")
 	if srv == "" || srv == a.opts.ServerName || a.deps.Federation == nil {
 		return false, nil

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"context"
+	"encoding/json"
 	"sort"
 	"strconv"
 	"strings"
@@ -113,4 +114,51 @@ func matchSummary(sum *Summary, term string, types []*string) bool {
 		}
 	}
 	return false
+}
+
+// PublicRoomsBody is the JSON body of POST /publicRooms, the same in the client and federation
+// APIs; absent fields stay absent when it is forwarded to another server.
+type PublicRoomsBody struct {
+	Limit  *int    `json:"limit,omitempty"`
+	Since  *string `json:"since,omitempty"`
+	Filter *struct {
+		GenericSearchTerm *string           `json:"generic_search_term,omitempty"`
+		RoomTypes         []json.RawMessage `json:"room_types,omitempty"`
+	} `json:"filter,omitempty"`
+	IncludeAllNetworks   *bool   `json:"include_all_networks,omitempty"`
+	ThirdPartyInstanceID *string `json:"third_party_instance_id,omitempty"`
+}
+
+// Request validates the body and turns it into a directory query. thirdParty reports a request
+// for a third-party network's listing, which is empty here (no application service publishes
+// one).
+func (b *PublicRoomsBody) Request() (req PublicRoomsRequest, thirdParty bool, err error) {
+	if b.Limit != nil {
+		if *b.Limit < 0 {
+			return req, false, merr.InvalidParam("limit must not be negative")
+		}
+		req.Limit = *b.Limit
+	}
+	if b.Since != nil {
+		req.Since = *b.Since
+	}
+	if b.ThirdPartyInstanceID != nil {
+		if b.IncludeAllNetworks != nil && *b.IncludeAllNetworks {
+			return req, false, merr.InvalidParam("third_party_instance_id cannot be used with include_all_networks")
+		}
+		return req, true, nil
+	}
+	if f := b.Filter; f != nil {
+		if f.GenericSearchTerm != nil {
+			req.SearchTerm = *f.GenericSearchTerm
+		}
+		for _, raw := range f.RoomTypes {
+			var t *string
+			if err := json.Unmarshal(raw, &t); err != nil {
+				return req, false, merr.BadJSON("room_types entries must be strings or null")
+			}
+			req.RoomTypes = append(req.RoomTypes, t)
+		}
+	}
+	return req, false, nil
 }

@@ -1,11 +1,8 @@
 package fedapi
 
 import (
-	"encoding/json"
-
 	"github.com/labstack/echo/v4"
 
-	"github.com/hearth-home/hearth/matrix/merr"
 	"github.com/hearth-home/hearth/matrix/rooms"
 )
 
@@ -46,46 +43,16 @@ func (a *api) postPublicRooms(c echo.Context) error {
 	if _, err := Origin(c); err != nil {
 		return err
 	}
-	var body struct {
-		Limit  *int    `json:"limit"`
-		Since  *string `json:"since"`
-		Filter *struct {
-			GenericSearchTerm *string           `json:"generic_search_term"`
-			RoomTypes         []json.RawMessage `json:"room_types"`
-		} `json:"filter"`
-		IncludeAllNetworks   *bool   `json:"include_all_networks"`
-		ThirdPartyInstanceID *string `json:"third_party_instance_id"`
-	}
+	var body rooms.PublicRoomsBody
 	if err := readJSON(c, &body); err != nil {
 		return err
 	}
-	req := rooms.PublicRoomsRequest{}
-	if body.Limit != nil {
-		if *body.Limit < 0 {
-			return merr.InvalidParam("limit must not be negative")
-		}
-		req.Limit = *body.Limit
+	req, thirdParty, err := body.Request()
+	if err != nil {
+		return err
 	}
-	if body.Since != nil {
-		req.Since = *body.Since
-	}
-	if body.ThirdPartyInstanceID != nil {
-		if body.IncludeAllNetworks != nil && *body.IncludeAllNetworks {
-			return merr.InvalidParam("third_party_instance_id cannot be used with include_all_networks")
-		}
+	if thirdParty {
 		return ok(c, publicRoomsResponse{Chunk: []*rooms.Summary{}})
-	}
-	if f := body.Filter; f != nil {
-		if f.GenericSearchTerm != nil {
-			req.SearchTerm = *f.GenericSearchTerm
-		}
-		for _, raw := range f.RoomTypes {
-			var t *string
-			if err := json.Unmarshal(raw, &t); err != nil {
-				return merr.BadJSON("room_types entries must be strings or null")
-			}
-			req.RoomTypes = append(req.RoomTypes, t)
-		}
 	}
 	return a.publicRooms(c, req)
 }
