@@ -374,8 +374,8 @@ func TestSlowDestinationDoesNotBlock(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "fast destination served", 5*time.Second, func() bool { return len(fast.appliedItems()) == 5 })
-	waitFor(t, "the slow send to arrive", 5*time.Second, func() bool { a, _ := slow.snapshot(); return len(a) == 1 })
+	waitFor(t, "fast destination served", 20*time.Second, func() bool { return len(fast.appliedItems()) == 5 })
+	waitFor(t, "the slow send to arrive", 20*time.Second, func() bool { a, _ := slow.snapshot(); return len(a) == 1 })
 	if n := len(slow.appliedItems()); n != 0 {
 		t.Errorf("slow destination applied %d items while hung", n)
 	}
