@@ -30,7 +30,7 @@ import (
 // FederationSource fetches remote media over federation with the appliance's signed client:
 // the authenticated GET /_matrix/federation/v1/media/download/{mediaId} (a multipart/mixed
 // answer whose second part is the content or a Location to fetch it from), and only when the
-// origin does not know that endpoint (404 M_UNRECOGNIZED) the legacy unauthenticated
+// origin does not know that endpoint (see legacyFallback) the legacy unauthenticated
 // GET /_matrix/media/v3/download/{serverName}/{mediaId} on the origin.
 //
 // mautrix's own Client.DownloadMedia is not used: it drops request errors (a 404 and an
@@ -98,7 +98,7 @@ func (f *FederationSource) FetchRemote(ctx context.Context, origin, mediaID stri
 		Query: q, Authenticate: true, DontReadBody: true,
 	})
 	if err != nil {
-		if status, code := httpFailure(err); status == http.StatusNotFound && code == "M_UNRECOGNIZED" {
+		if legacyFallback(httpFailure(err)) {
 			return f.fetchLegacy(ctx, origin, mediaID, wait)
 		}
 		return nil, originError(err)
@@ -221,6 +221,23 @@ func httpFailure(err error) (int, string) {
 		code = he.RespError.ErrCode
 	}
 	return he.Response.StatusCode, code
+}
+
+// legacyFallback reports whether an answer of the federation media endpoint means "not this
+// endpoint" rather than "not this media": 404 M_UNRECOGNIZED and 405 from servers without it,
+// and 400 or 501 from servers (older Synapse, Complement's mock) whose routing takes the path
+// for something else. An answer with a Matrix error about the media itself (M_NOT_FOUND,
+// M_NOT_YET_UPLOADED, M_TOO_LARGE) is final: the legacy endpoint would only repeat it.
+func legacyFallback(status int, code string) bool {
+	switch status {
+	case http.StatusNotFound:
+		return code == "M_UNRECOGNIZED"
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return true
+	case http.StatusBadRequest:
+		return code == "" || code == "M_UNRECOGNIZED"
+	}
+	return false
 }
 
 // originError maps the origin's answer to ours: its 404 is our 404, its content still being

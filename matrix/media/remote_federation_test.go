@@ -136,3 +136,30 @@ func isCode(err error, status int, code string) bool {
 	me, ok := merr.As(err)
 	return ok && me.Status == status && me.Code == code
 }
+
+// Which answers of the federation media endpoint send the request to the legacy endpoint:
+// "no such endpoint" in its various forms does, an answer about the media itself does not.
+func TestLegacyFallback(t *testing.T) {
+	cases := []struct {
+		status int
+		code   string
+		want   bool
+	}{
+		{http.StatusNotFound, "M_UNRECOGNIZED", true},
+		{http.StatusNotFound, "M_NOT_FOUND", false},
+		{http.StatusNotFound, "", false},
+		{http.StatusMethodNotAllowed, "", true},
+		{http.StatusNotImplemented, "", true},
+		{http.StatusBadRequest, "", true}, // Complement's mock: plain-text "Invalid Origin"
+		{http.StatusBadRequest, "M_UNRECOGNIZED", true},
+		{http.StatusBadRequest, "M_TOO_LARGE", false},
+		{http.StatusBadGateway, "M_NOT_YET_UPLOADED", false},
+		{http.StatusForbidden, "M_FORBIDDEN", false},
+		{0, "", false},
+	}
+	for _, c := range cases {
+		if got := legacyFallback(c.status, c.code); got != c.want {
+			t.Errorf("legacyFallback(%d, %q) = %v, want %v", c.status, c.code, got, c.want)
+		}
+	}
+}
