@@ -121,6 +121,7 @@ func (a *Appliance) openDomain() error {
 		return err
 	}
 	a.push = push.New(st, a.accounts, a.cfg.ServerName, a.log)
+	a.push.LegacyMentions = a.cfg.Push.LegacyMentionRules
 	a.push.Watch(a.bus) // before sync subscribes: a woken /sync finds the change queued for counting
 	a.sync, err = sync.New(st, a.rooms, a.accounts, a.bus, a.log)
 	if err != nil {

@@ -44,6 +44,8 @@ type Config struct {
 	Devices Devices `yaml:"devices"`
 	// Federation tunes the server-server side (federation.go).
 	Federation Federation `yaml:"federation"`
+	// Push tunes push rule evaluation (push.go).
+	Push Push `yaml:"push"`
 }
 
 // Registration controls who may create accounts.

@@ -110,8 +110,7 @@ type override struct {
 // merge builds the user's effective ruleset: in the override kind .m.rule.master first, then
 // the user's rules, then the other defaults; in the other kinds the user's rules before the
 // defaults (the same order Synapse uses).
-func merge(user id.UserID, ur *userRules) *Ruleset {
-	def := Defaults(user)
+func merge(def *Ruleset, ur *userRules) *Ruleset {
 	out := &Ruleset{}
 	for _, k := range Kinds {
 		defs := def.Kind(k)
@@ -154,7 +153,8 @@ func tweak(name string, value any) map[string]any {
 
 // Defaults is the spec's server-default ruleset for user, in the spec's order (v1.19,
 // "Predefined Rules"; the legacy body-matching rules .m.rule.contains_user_name,
-// .contains_display_name and .roomnotif were removed from the spec in v1.17 and are not served).
+// .contains_display_name and .roomnotif were removed from the spec in v1.17: see
+// AddLegacyMentionRules for servers that still want them).
 func Defaults(user id.UserID) *Ruleset {
 	u := user.String()
 	soundDefault := tweak("sound", "default")
@@ -226,4 +226,49 @@ func decodeUserRules(b json.RawMessage) (*userRules, error) {
 		return nil, err
 	}
 	return ur, nil
+}
+
+// Legacy mention rule IDs (spec v1.16 and earlier, removed in v1.17 by MSC4210).
+const (
+	ruleContainsUserName    = ".m.rule.contains_user_name"
+	ruleContainsDisplayName = ".m.rule.contains_display_name"
+	ruleRoomNotif           = ".m.rule.roomnotif"
+)
+
+// AddLegacyMentionRules puts the body-matching mention rules of spec v1.16 back into a
+// default ruleset, where v1.16 had them: messages from clients and bridges that do not send
+// m.mentions (IRC bridges, older clients) then still highlight a user whose name they contain.
+// As in v1.7-v1.16 they apply only to events without m.mentions (mautrix's evaluator skips
+// them for those).
+func AddLegacyMentionRules(rs *Ruleset, user id.UserID) {
+	soundDefault := tweak("sound", "default")
+	highlight := tweak("highlight", nil)
+	localpart := user.Localpart()
+	rs.Content = append(rs.Content, Rule{
+		RuleID: ruleContainsUserName, Default: true, Enabled: true, Pattern: &localpart,
+		Actions: []any{"notify", soundDefault, highlight},
+	})
+	atSign := "@room"
+	var out []Rule
+	for _, r := range rs.Override {
+		out = append(out, r)
+		switch r.RuleID {
+		case ".m.rule.is_user_mention":
+			out = append(out, Rule{
+				RuleID: ruleContainsDisplayName, Default: true, Enabled: true,
+				Conditions: []Condition{{Kind: "contains_display_name"}},
+				Actions:    []any{"notify", soundDefault, highlight},
+			})
+		case ".m.rule.is_room_mention":
+			out = append(out, Rule{
+				RuleID: ruleRoomNotif, Default: true, Enabled: true,
+				Conditions: []Condition{
+					{Kind: "event_match", Key: "content.body", Pattern: &atSign},
+					{Kind: "sender_notification_permission", Key: "room"},
+				},
+				Actions: []any{"notify", highlight},
+			})
+		}
+	}
+	rs.Override = out
 }

@@ -51,6 +51,9 @@ type Service struct {
 	// MaxAttempts tries). Set before Watch.
 	RetryBase   time.Duration
 	MaxAttempts int
+	// LegacyMentions serves the body-matching mention rules of spec v1.16 with the defaults
+	// (push.legacy_mention_rules; off by default, as in v1.17 and later). Set before Watch.
+	LegacyMentions bool
 
 	copyMu gosync.Mutex
 	copies []roomRuleCopy // room rules to carry into upgraded rooms (upgrade.go)
@@ -71,6 +74,15 @@ func New(st *store.Store, acct AccountData, serverName string, log *slog.Logger)
 		client:     &http.Client{Timeout: 15 * time.Second},
 		RetryBase:  2 * time.Second, MaxAttempts: 6,
 	}
+}
+
+// defaults is the server-default ruleset this server serves for user.
+func (s *Service) defaults(user id.UserID) *Ruleset {
+	rs := Defaults(user)
+	if s.LegacyMentions {
+		AddLegacyMentionRules(rs, user)
+	}
+	return rs
 }
 
 // Close stops evaluation and delivery and waits for them.
@@ -98,7 +110,7 @@ func (s *Service) Rules(ctx context.Context, user id.UserID) (*Ruleset, error) {
 	if err != nil {
 		return nil, err
 	}
-	return merge(user, ur), nil
+	return merge(s.defaults(user), ur), nil
 }
 
 // Rule returns one rule (M_NOT_FOUND when absent, also for kinds this server does not have:
@@ -238,7 +250,7 @@ func (s *Service) PutRule(ctx context.Context, user id.UserID, kind, ruleID, bef
 			}
 		}
 	}
-	defaults := Defaults(user)
+	defaults := s.defaults(user)
 	for _, rel := range []string{before, after} {
 		if rel != "" && defaults.Find(kind, rel) != nil {
 			return merr.InvalidParam("a rule cannot be placed relative to a server-default rule")
@@ -288,7 +300,7 @@ func (s *Service) DeleteRule(ctx context.Context, user id.UserID, kind, ruleID s
 	if !ValidKind(kind) {
 		return merr.InvalidParam("unknown push rule kind %q", kind)
 	}
-	if Defaults(user).Find(kind, ruleID) != nil {
+	if s.defaults(user).Find(kind, ruleID) != nil {
 		return merr.InvalidParam("server-default rules cannot be deleted")
 	}
 	return s.update(ctx, user, func(ur *userRules) error {
@@ -308,7 +320,7 @@ func (s *Service) modify(ctx context.Context, user id.UserID, kind, ruleID strin
 	if !ValidKind(kind) {
 		return merr.InvalidParam("unknown push rule kind %q", kind)
 	}
-	isDefault := Defaults(user).Find(kind, ruleID) != nil
+	isDefault := s.defaults(user).Find(kind, ruleID) != nil
 	return s.update(ctx, user, func(ur *userRules) error {
 		if isDefault {
 			if ur.Overrides == nil {
@@ -367,7 +379,7 @@ func (s *Service) evalRules(txn *store.Txn, user string) (*pushrules.PushRuleset
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(merge(id.UserID(user), ur))
+	b, err := json.Marshal(merge(s.defaults(id.UserID(user)), ur))
 	if err != nil {
 		return nil, err
 	}
