@@ -46,7 +46,7 @@ func TestLegacyMentionRules(t *testing.T) {
 			cs3R(bob.JoinRoomByID(cs3Ctx, room)).must(t)
 			cs3R(carol.JoinRoomByID(cs3Ctx, room)).must(t)
 
-			rxText(t, alice, room, "hello bob!")                 // contains_user_name
+			rxText(t, alice, room, "hello bob!")                // contains_user_name
 			rxText(t, alice, room, "ask Bobby Tables about it") // contains_display_name
 			rxSend(t, alice, room, "m.room.message", map[string]any{"msgtype": "m.text", "body": "bob: not you, carol",
 				"m.mentions": map[string]any{"user_ids": []any{carol.UserID.String()}}}) // m.mentions wins
