@@ -27,6 +27,10 @@ type RoomEventFilter struct {
 	LazyLoadMembers           bool     `json:"lazy_load_members,omitempty"`
 	IncludeRedundantMembers   bool     `json:"include_redundant_members,omitempty"`
 	UnreadThreadNotifications bool     `json:"unread_thread_notifications,omitempty"`
+	// RelTypes and NotRelTypes select events by their m.relates_to rel_type (MSC3874,
+	// unstable prefix): with RelTypes only related events of those types pass.
+	RelTypes    []string `json:"org.matrix.msc3874.rel_types,omitempty"`
+	NotRelTypes []string `json:"org.matrix.msc3874.not_rel_types,omitempty"`
 }
 
 // RoomFilter is the spec's RoomFilter.
@@ -178,7 +182,7 @@ func (f *EventFilter) Match(typ, sender string) bool {
 }
 
 // Match reports whether an event passes a RoomEventFilter. content may be nil when the filter
-// has no contains_url clause.
+// has no contains_url or rel_types clause.
 func (f *RoomEventFilter) Match(roomID, typ, sender string, content json.RawMessage) bool {
 	if f == nil {
 		return true
@@ -191,6 +195,21 @@ func (f *RoomEventFilter) Match(roomID, typ, sender string, content json.RawMess
 		_ = json.Unmarshal(content, &c)
 		_, has := c["url"]
 		if has != *f.ContainsURL {
+			return false
+		}
+	}
+	if f.RelTypes != nil || len(f.NotRelTypes) > 0 {
+		var c struct {
+			RelatesTo struct {
+				RelType string `json:"rel_type"`
+			} `json:"m.relates_to"`
+		}
+		_ = json.Unmarshal(content, &c)
+		rel := c.RelatesTo.RelType
+		if f.RelTypes != nil && (rel == "" || !contains(f.RelTypes, rel)) {
+			return false
+		}
+		if rel != "" && contains(f.NotRelTypes, rel) {
 			return false
 		}
 	}

@@ -82,3 +82,26 @@ func TestParseRejectsBadIdentifiers(t *testing.T) {
 		t.Errorf("valid identifiers rejected: %v", err)
 	}
 }
+
+// MSC3874: rel_types keeps only related events of those types, not_rel_types drops them.
+func TestRelTypes(t *testing.T) {
+	plain := json.RawMessage(`{"body":"hi"}`)
+	thread := json.RawMessage(`{"body":"t","m.relates_to":{"rel_type":"m.thread","event_id":"$a"}}`)
+	ref := json.RawMessage(`{"body":"r","m.relates_to":{"rel_type":"m.reference","event_id":"$a"}}`)
+	f, err := Parse([]byte(`{"room":{"timeline":{"org.matrix.msc3874.rel_types":["m.thread"]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := f.Room.Timeline
+	for c, want := range map[string]bool{string(plain): false, string(thread): true, string(ref): false} {
+		if got := tl.Match("!r:x", "m.room.message", "@a:x", json.RawMessage(c)); got != want {
+			t.Errorf("rel_types [m.thread] on %s: %v, want %v", c, got, want)
+		}
+	}
+	not := &RoomEventFilter{NotRelTypes: []string{"m.thread"}}
+	for c, want := range map[string]bool{string(plain): true, string(thread): false, string(ref): true} {
+		if got := not.Match("!r:x", "m.room.message", "@a:x", json.RawMessage(c)); got != want {
+			t.Errorf("not_rel_types [m.thread] on %s: %v, want %v", c, got, want)
+		}
+	}
+}
