@@ -146,8 +146,10 @@ func TestDefaultPushRulesShape(t *testing.T) {
 	}
 	wantOverride := []string{".m.rule.master", ".m.rule.suppress_notices", ".m.rule.invite_for_me", ".m.rule.member_event",
 		".m.rule.is_user_mention", ".m.rule.is_room_mention", ".m.rule.tombstone", ".m.rule.reaction",
-		".m.rule.room.server_acl", ".m.rule.suppress_edits"}
+		".m.rule.room.server_acl", ".m.rule.suppress_edits", ".org.matrix.msc3930.rule.poll_response"}
 	wantUnderride := []string{".m.rule.call", ".m.rule.encrypted_room_one_to_one", ".m.rule.room_one_to_one",
+		".org.matrix.msc3930.rule.poll_start_one_to_one", ".org.matrix.msc3930.rule.poll_start",
+		".org.matrix.msc3930.rule.poll_end_one_to_one", ".org.matrix.msc3930.rule.poll_end",
 		".m.rule.message", ".m.rule.encrypted"}
 	if got, _ := json.Marshal(ids(rs.Override)); string(got) != uiaTestJSON(wantOverride) {
 		t.Errorf("override order %s", got)
@@ -185,7 +187,12 @@ func TestDefaultPushRulesShape(t *testing.T) {
 		{rs.Underride[1], `{"rule_id":".m.rule.encrypted_room_one_to_one","default":true,"enabled":true,"conditions":[
 			{"kind":"room_member_count","is":"2"},{"kind":"event_match","key":"type","pattern":"m.room.encrypted"}],
 			"actions":["notify",{"set_tweak":"sound","value":"default"}]}`},
-		{rs.Underride[3], `{"rule_id":".m.rule.message","default":true,"enabled":true,"conditions":[
+		{rs.Underride[3], `{"rule_id":".org.matrix.msc3930.rule.poll_start_one_to_one","default":true,"enabled":true,"conditions":[
+			{"kind":"room_member_count","is":"2"},{"kind":"event_match","key":"type","pattern":"org.matrix.msc3381.poll.start"}],
+			"actions":["notify",{"set_tweak":"sound","value":"default"}]}`},
+		{rs.Override[10], `{"rule_id":".org.matrix.msc3930.rule.poll_response","default":true,"enabled":true,"conditions":[
+			{"kind":"event_match","key":"type","pattern":"org.matrix.msc3381.poll.response"}],"actions":[]}`},
+		{rs.Underride[7], `{"rule_id":".m.rule.message","default":true,"enabled":true,"conditions":[
 			{"kind":"event_match","key":"type","pattern":"m.room.message"}],"actions":["notify"]}`},
 	} {
 		got, _ := json.Marshal(tc.rule)

@@ -152,9 +152,9 @@ func tweak(name string, value any) map[string]any {
 }
 
 // Defaults is the spec's server-default ruleset for user, in the spec's order (v1.19,
-// "Predefined Rules"; the legacy body-matching rules .m.rule.contains_user_name,
-// .contains_display_name and .roomnotif were removed from the spec in v1.17: see
-// AddLegacyMentionRules for servers that still want them).
+// "Predefined Rules"), with MSC3930's poll rules where Synapse places them. The legacy
+// body-matching rules .m.rule.contains_user_name, .contains_display_name and .roomnotif were
+// removed from the spec in v1.17: see AddLegacyMentionRules for servers that still want them.
 func Defaults(user id.UserID) *Ruleset {
 	u := user.String()
 	soundDefault := tweak("sound", "default")
@@ -198,6 +198,8 @@ func Defaults(user id.UserID) *Ruleset {
 			rule(".m.rule.suppress_edits", true, []Condition{
 				{Kind: "event_property_is", Key: `content.m\.relates_to.rel_type`, Value: "m.replace"},
 			}),
+			// MSC3930 (polls, unstable; Synapse serves the same): votes never notify.
+			rule(".org.matrix.msc3930.rule.poll_response", true, []Condition{eventMatch("type", "org.matrix.msc3381.poll.response")}),
 		},
 		Room:   []Rule{},
 		Sender: []Rule{},
@@ -211,6 +213,18 @@ func Defaults(user id.UserID) *Ruleset {
 				{Kind: "room_member_count", Is: "2"},
 				eventMatch("type", "m.room.message"),
 			}, "notify", soundDefault),
+			// MSC3930: a poll's start and end notify like a message (polls are not
+			// m.room.message, so without these no client would be told of one).
+			rule(".org.matrix.msc3930.rule.poll_start_one_to_one", true, []Condition{
+				{Kind: "room_member_count", Is: "2"},
+				eventMatch("type", "org.matrix.msc3381.poll.start"),
+			}, "notify", soundDefault),
+			rule(".org.matrix.msc3930.rule.poll_start", true, []Condition{eventMatch("type", "org.matrix.msc3381.poll.start")}, "notify"),
+			rule(".org.matrix.msc3930.rule.poll_end_one_to_one", true, []Condition{
+				{Kind: "room_member_count", Is: "2"},
+				eventMatch("type", "org.matrix.msc3381.poll.end"),
+			}, "notify", soundDefault),
+			rule(".org.matrix.msc3930.rule.poll_end", true, []Condition{eventMatch("type", "org.matrix.msc3381.poll.end")}, "notify"),
 			rule(".m.rule.message", true, []Condition{eventMatch("type", "m.room.message")}, "notify"),
 			rule(".m.rule.encrypted", true, []Condition{eventMatch("type", "m.room.encrypted")}, "notify"),
 		},
