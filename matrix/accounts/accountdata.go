@@ -52,11 +52,43 @@ func (s *Service) AccountData(ctx context.Context, user id.UserID, room uint64, 
 		rec, err = txn.AccountData(user.String(), room, typ)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && store.AccountDataDeleted(rec.Content)) {
 		return nil, merr.NotFound("account data not found")
 	}
 	return rec.Content, err
 }
+
+// DeleteAccountData removes an item (MSC3391): it is stored as an empty object, which an
+// incremental sync passes on so clients drop it, and which reads as absent everywhere else.
+// Deleting what is absent does nothing.
+func (s *Service) DeleteAccountData(ctx context.Context, user id.UserID, room uint64, roomID, typ string) error {
+	if typ == "m.fully_read" || typ == "m.push_rules" {
+		return merr.BadJSON("%s is managed by the server through its own API", typ)
+	}
+	return s.st.Update(func(txn *store.Txn) error {
+		return deleteAccountData(txn, user, room, roomID, typ)
+	})
+}
+
+func deleteAccountData(txn *store.Txn, user id.UserID, room uint64, roomID, typ string) error {
+	rec, err := txn.AccountData(user.String(), room, typ)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && store.AccountDataDeleted(rec.Content)) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pos, err := txn.PutAccountData(user.String(), room, typ, []byte("{}"))
+	if err != nil {
+		return err
+	}
+	txn.Notify(pos, change.Change{Pos: pos, Kind: change.AccountData, User: user.String(), Room: room, RoomID: roomID, EventType: typ})
+	return nil
+}
+
+// localNotificationSettingsPrefix names a device's notification settings kept in account
+// data (MSC3890); they go when the device goes.
+const localNotificationSettingsPrefix = "org.matrix.msc3890.local_notification_settings."
 
 // PutFilter stores a filter and returns its ID.
 func (s *Service) PutFilter(ctx context.Context, user id.UserID, body []byte) (string, error) {

@@ -341,6 +341,9 @@ func (s *Service) DeleteDevices(ctx context.Context, user id.UserID, devices []s
 			if err := txn.DeleteDevice(user.String(), dev); err != nil {
 				return err
 			}
+			if err := deleteAccountData(txn, user, 0, "", localNotificationSettingsPrefix+dev); err != nil {
+				return err
+			}
 			deleted = append(deleted, dev)
 		}
 		pos, err := txn.AllocPos(store.KindDevice)

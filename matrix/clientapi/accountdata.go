@@ -16,6 +16,9 @@ func (a *API) routesAccountData(g *echo.Group) {
 	a.both(g, http.MethodPut, "/user/:userId/account_data/:type", a.putAccountData, a.auth)
 	a.both(g, http.MethodGet, "/user/:userId/rooms/:roomId/account_data/:type", a.getAccountData, a.auth)
 	a.both(g, http.MethodPut, "/user/:userId/rooms/:roomId/account_data/:type", a.putAccountData, a.auth)
+	// MSC3391 (unstable): deleting account data.
+	g.DELETE("/unstable/org.matrix.msc3391/user/:userId/account_data/:type", a.deleteAccountData, a.auth)
+	g.DELETE("/unstable/org.matrix.msc3391/user/:userId/rooms/:roomId/account_data/:type", a.deleteAccountData, a.auth)
 	a.both(g, http.MethodGet, "/user/:userId/rooms/:roomId/tags", a.getTags, a.auth)
 	a.both(g, http.MethodPut, "/user/:userId/rooms/:roomId/tags/:tag", a.putTag, a.auth)
 	a.both(g, http.MethodDelete, "/user/:userId/rooms/:roomId/tags/:tag", a.deleteTag, a.auth)
@@ -71,6 +74,17 @@ func (a *API) putAccountData(c echo.Context) error {
 		return err
 	}
 	if err := a.accounts.PutAccountData(c.Request().Context(), u, nid, rid, c.Param("type"), body); err != nil {
+		return err
+	}
+	return noContent(c)
+}
+
+func (a *API) deleteAccountData(c echo.Context) error {
+	u, nid, rid, err := a.adTarget(c)
+	if err != nil {
+		return err
+	}
+	if err := a.accounts.DeleteAccountData(c.Request().Context(), u, nid, rid, c.Param("type")); err != nil {
 		return err
 	}
 	return noContent(c)

@@ -104,7 +104,18 @@ type AccountDataChange struct {
 	Type string
 }
 
-// AccountDataSince lists the account-data items of a user changed in (since, upto].
+// AccountDataDeleted reports whether stored account-data content means "deleted": MSC3391
+// stores a deletion as an empty object, so that an incremental sync can tell clients.
+func AccountDataDeleted(content []byte) bool {
+	if len(content) > 64 {
+		return false
+	}
+	var b bytes.Buffer
+	return json.Compact(&b, content) == nil && b.String() == "{}"
+}
+
+// AccountDataSince lists the account-data items of a user changed in (since, upto]. From the
+// start (since 0, an initial sync) deleted items are left out: there is nothing to forget.
 func (t *Txn) AccountDataSince(user string, since, upto uint64) ([]AccountDataChange, error) {
 	var out []AccountDataChange
 	p := accountDataStreamPrefix(user)
@@ -113,7 +124,14 @@ func (t *Txn) AccountDataSince(user string, since, upto uint64) ([]AccountDataCh
 		if pos > upto {
 			return false, nil
 		}
-		out = append(out, AccountDataChange{Pos: pos, Room: U64(v), Type: string(v[8:])})
+		c := AccountDataChange{Pos: pos, Room: U64(v), Type: string(v[8:])}
+		if since == 0 {
+			rec, err := t.AccountData(user, c.Room, c.Type)
+			if err == nil && AccountDataDeleted(rec.Content) {
+				return true, nil
+			}
+		}
+		out = append(out, c)
 		return true, nil
 	})
 	return out, err
