@@ -31,6 +31,8 @@ type SyncQuery struct {
 	FullState   bool
 	SetPresence string
 	Filter      []byte // inline JSON or loaded by ID
+	// UseStateAfter asks for state_after instead of state (spec v1.16).
+	UseStateAfter bool
 }
 
 // Ephemeral is typing and receipts (implemented by matrix/sync's ephemeral store).

@@ -20,7 +20,8 @@ func (a *API) routesSync(g *echo.Group) {
 
 func (a *API) handleSync(c echo.Context) error {
 	sess := session(c)
-	q := SyncQuery{Since: c.QueryParam("since"), FullState: c.QueryParam("full_state") == "true", SetPresence: c.QueryParam("set_presence")}
+	q := SyncQuery{Since: c.QueryParam("since"), FullState: c.QueryParam("full_state") == "true", SetPresence: c.QueryParam("set_presence"),
+		UseStateAfter: c.QueryParam("use_state_after") == "true" || c.QueryParam("org.matrix.msc4222.use_state_after") == "true"}
 	if t := c.QueryParam("timeout"); t != "" {
 		ms, err := strconv.ParseInt(t, 10, 64)
 		if err != nil || ms < 0 {

@@ -43,15 +43,16 @@ type pass struct {
 	now          int64
 	roomAD       map[uint64][]store.AccountDataChange
 	ignored      ignore.Set // the user's ignored users (relations.go)
+	stateAfter   bool       // use_state_after: state_after.go
 }
 
-func (s *Service) build(ctx context.Context, sess *accounts.Session, since *token, f *filter.Filter, fullState bool) (*Response, error) {
+func (s *Service) build(ctx context.Context, sess *accounts.Session, since *token, f *filter.Filter, fullState, stateAfter bool) (*Response, error) {
 	w := s.st.Stream().Watermark()
 	ts := s.typing.current()
 	ps := s.presenceSerial() // presence.go
 	resp := newResponse()
 	resp.NextBatch = token{pos: w, typing: ts, presence: ps}.String()
-	p := &pass{s: s, user: sess.User.String(), device: sess.Device, initial: since == nil, full: fullState, upto: w, f: f, now: time.Now().UnixMilli()}
+	p := &pass{s: s, user: sess.User.String(), device: sess.Device, initial: since == nil, full: fullState, upto: w, f: f, now: time.Now().UnixMilli(), stateAfter: stateAfter}
 	if since != nil {
 		p.since, p.sinceTyp = min(since.pos, w), since.typing
 		if p.sinceTyp > ts {
@@ -310,6 +311,17 @@ func (p *pass) joined(resp *Response, m store.Membership, rec *store.RoomRecord)
 	}
 	slices.SortFunc(state, func(a, b *rooms.Event) int { return cmp.Compare(a.Pos, b.Pos) })
 	jr.State.Events = p.clientEvents(state)
+	if p.stateAfter { // state_after.go
+		end, err := p.snapAfter(nid, p.upto)
+		if err != nil {
+			return err
+		}
+		sa, err := p.stateAfterEvents(nid, roomID, end, tl, newJoin, newJoin)
+		if err != nil {
+			return err
+		}
+		jr.StateAfter, jr.State = &StateList{Events: sa}, StateList{}
+	}
 
 	if users, ok := p.s.typing.since(nid, p.sinceTyp, newJoin); ok {
 		jr.Ephemeral.Events = append(jr.Ephemeral.Events, map[string]any{"type": "m.typing", "content": map[string]any{"user_ids": users}})
@@ -615,6 +627,17 @@ func (p *pass) left(resp *Response, m store.Membership, rec *store.RoomRecord) e
 			}
 			lr.State.Events = p.clientEvents(st)
 		}
+	}
+	if p.stateAfter { // state_after.go: the state as of the leave
+		ev, err := rooms.LoadEvent(p.txn, m.Pos, rec.ID)
+		if err != nil {
+			return err
+		}
+		sa, err := p.stateAfterEvents(m.Room, rec.ID, ev.Rec.After, tl, p.initial || limited || len(tl) == 0, true)
+		if err != nil {
+			return err
+		}
+		lr.StateAfter, lr.State = &StateList{Events: sa}, StateList{}
 	}
 	resp.Rooms.Leave[rec.ID] = lr
 	return nil

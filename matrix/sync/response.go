@@ -65,12 +65,14 @@ type Unread struct {
 
 // JoinedRoom is one joined room's update.
 type JoinedRoom struct {
-	Summary     Summary   `json:"summary"`
-	State       StateList `json:"state"`
-	Timeline    Timeline  `json:"timeline"`
-	Ephemeral   EventList `json:"ephemeral"`
-	AccountData EventList `json:"account_data"`
-	Unread      Unread    `json:"unread_notifications"`
+	Summary Summary `json:"summary"`
+	// State is omitted, and StateAfter set, when the client asked for use_state_after.
+	State       StateList  `json:"state,omitzero"`
+	StateAfter  *StateList `json:"state_after,omitempty"`
+	Timeline    Timeline   `json:"timeline"`
+	Ephemeral   EventList  `json:"ephemeral"`
+	AccountData EventList  `json:"account_data"`
+	Unread      Unread     `json:"unread_notifications"`
 	// UnreadThread is unread_thread_notifications, keyed by thread root (relations.go).
 	UnreadThread map[string]Unread `json:"unread_thread_notifications,omitempty"`
 }
@@ -91,9 +93,10 @@ type KnockedRoom struct {
 
 // LeftRoom is a room the user left or was removed from.
 type LeftRoom struct {
-	State       StateList `json:"state"`
-	Timeline    Timeline  `json:"timeline"`
-	AccountData EventList `json:"account_data"`
+	State       StateList  `json:"state,omitzero"`
+	StateAfter  *StateList `json:"state_after,omitempty"`
+	Timeline    Timeline   `json:"timeline"`
+	AccountData EventList  `json:"account_data"`
 }
 
 func newResponse() *Response {

@@ -161,7 +161,7 @@ func (s *Service) Sync(ctx context.Context, sess *accounts.Session, q clientapi.
 	deadline := time.Now().Add(q.Timeout)
 	for {
 		ch := s.n.channel(sess.User.String())
-		resp, err := s.build(ctx, sess, since, f, q.FullState)
+		resp, err := s.build(ctx, sess, since, f, q.FullState, q.UseStateAfter)
 		if err != nil {
 			return nil, err
 		}
