@@ -23,6 +23,7 @@ import (
 	"github.com/hearth-home/hearth/matrix/appservice"
 	"github.com/hearth-home/hearth/matrix/change"
 	"github.com/hearth-home/hearth/matrix/clientapi"
+	"github.com/hearth-home/hearth/matrix/delayed"
 	"github.com/hearth-home/hearth/matrix/events"
 	"github.com/hearth-home/hearth/matrix/keys"
 	"github.com/hearth-home/hearth/matrix/keys/keysync"
@@ -31,8 +32,10 @@ import (
 	"github.com/hearth-home/hearth/matrix/push/pushsync"
 	"github.com/hearth-home/hearth/matrix/rooms"
 	"github.com/hearth-home/hearth/matrix/search"
+	"github.com/hearth-home/hearth/matrix/servernotices"
 	"github.com/hearth-home/hearth/matrix/store"
 	"github.com/hearth-home/hearth/matrix/sync"
+	"github.com/hearth-home/hearth/matrix/threadsubs"
 	hearthtls "github.com/hearth-home/hearth/tls"
 )
 
@@ -53,6 +56,8 @@ type Appliance struct {
 	devices  *deviceSys // devices.go; nil when devices are off
 	fedsys   *fedSys    // federation.go
 	media    *media.Service
+	notices  *servernotices.Service // notices.go
+	delayed  *delayed.Service       // delayed.go; nil when delayed events are off
 
 	clientLn net.Listener
 	fedLn    net.Listener
@@ -141,6 +146,12 @@ func (a *Appliance) openDomain() error {
 		return err
 	}
 	a.media = a.newMedia()
+	if err := a.openNotices(); err != nil { // notices.go
+		return err
+	}
+	if err := a.openDelayed(); err != nil { // delayed.go
+		return err
+	}
 	return a.openFederation(key, signer) // federation.go
 }
 
@@ -162,7 +173,7 @@ func (a *Appliance) buildHTTP() error {
 		MaxBodyBytes:      l.MaxBodyBytes,
 		SyncTimeoutMax:    l.SyncTimeoutMax,
 		Version:           Version(),
-	}, clientapi.Deps{Accounts: a.accounts, Rooms: a.rooms, Sync: a.sync, Ephemeral: a.sync, Keys: a.keys, Presence: a.sync, Search: a.search, Admin: hadmin.New(a.st, a.accounts, a.rooms), Media: a.media, Push: a.push, AppServices: a.appsvc, Federation: a.fedsys.core}, a.log)
+	}, clientapi.Deps{Accounts: a.accounts, Rooms: a.rooms, Sync: a.sync, Ephemeral: a.sync, Keys: a.keys, Presence: a.sync, Search: a.search, Admin: hadmin.New(a.st, a.accounts, a.rooms).WithNotices(a.notices), Media: a.media, Push: a.push, AppServices: a.appsvc, Federation: a.fedsys.core, Delayed: a.delayed, ThreadSubs: threadsubs.New(a.st, a.rooms)}, a.log)
 	e.GET("/metrics", echo.WrapHandler(a.metrics.handler()))
 	a.registerFederation(e) // federation.go: before the client API's catch-all routes
 	api.Register(e)
@@ -214,6 +225,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopRemoteMedia()
+	a.startDelayed() // delayed.go: stopped in closeAll, before the store closes
 	errc := make(chan error, 2)
 	go func() { errc <- a.client.Serve(a.clientLn) }()
 	if a.fed != nil {
@@ -253,6 +265,9 @@ func (a *Appliance) closeAll() {
 	}
 	if a.appsvc != nil {
 		a.appsvc.Close() // its workers write the store
+	}
+	if a.delayed != nil {
+		a.delayed.Close() // its timers send events
 	}
 	if a.push != nil {
 		a.push.Close() // its evaluator writes the store

@@ -20,6 +20,9 @@ func (a *Appliance) openAppServices() error {
 		return err
 	}
 	a.appsvc.Watch(a.bus)
+	if a.push != nil { // application-service users get no push evaluation (push/evalroom.go)
+		a.push.SkipUsers(func(u string) bool { return a.appsvc.ExclusiveUser(u) != nil })
+	}
 	if len(list) > 0 {
 		a.log.Info("application services loaded", "count", len(list))
 	}

@@ -44,8 +44,12 @@ type Config struct {
 	Devices Devices `yaml:"devices"`
 	// Federation tunes the server-server side (federation.go).
 	Federation Federation `yaml:"federation"`
+	// ServerNotices sends notices from a system user to one user (servernotices.go).
+	ServerNotices ServerNotices `yaml:"server_notices"`
 	// Push tunes push rule evaluation (push.go).
 	Push Push `yaml:"push"`
+	// DelayedEvents tunes delayed events, MSC4140 (delayed.go).
+	DelayedEvents DelayedEvents `yaml:"delayed_events"`
 }
 
 // Registration controls who may create accounts.
@@ -102,5 +106,8 @@ func Default() Config {
 		Media:      DefaultMedia(),
 		Devices:    DefaultDevices(),
 		Federation: Federation{RetryBase: 5 * time.Second, RetryMax: time.Hour},
+
+		ServerNotices: DefaultServerNotices(),
+		DelayedEvents: DefaultDelayedEvents(),
 	}
 }

@@ -53,6 +53,8 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Limits.problems()...)
 	errs = append(errs, c.Media.problems()...)
+	errs = append(errs, c.ServerNotices.problems()...)
+	errs = append(errs, c.DelayedEvents.problems()...)
 	errs = append(errs, c.Log.problems()...)
 	errs = append(errs, c.tlsProblems()...)
 	errs = append(errs, c.Devices.problems()...)

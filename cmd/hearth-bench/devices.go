@@ -483,11 +483,11 @@ func (r *devicesResult) markdown() string {
 	fmt.Fprintf(&b, "\nWhere the time goes. The bridge's own work is the \"registry change -> bridge starts its "+
 		"send\" row (the MQTT adapter, the registry's coalescing and the bridge's gate). Everything else is the "+
 		"homeserver: each reading is one event write (notice; the state event follows separately and, for "+
-		"sensor numbers, at most once per devices.state_interval), each command is the client's write plus "+
-		"the application-service transaction to the bridge, whose worker persists its position with a durable "+
-		"write after every transaction before sending the next, plus the /sync wake-up of the owner. The p99 is "+
-		"set by durable writes on this disk under the concurrent load (see results.md's floor), not by the "+
-		"bridge; the levers are in matrix/appservice (persist the position less often) and in the /sync "+
-		"contributors, not here.\n")
+		"sensor numbers, at most once per devices.state_interval), then the owner's /sync wake-up: push "+
+		"evaluation up to the new position (unread counts), one read transaction for the whole response, "+
+		"and the HTTP round trip. Each new Badger transaction, read or write, first waits for the commits "+
+		"already in flight (each with its fsync), so the tail follows the disk and the number of writes in "+
+		"flight; each command is the client's write plus the application-service transaction to the bridge, "+
+		"whose worker persists its position with a durable write after every transaction.\n")
 	return b.String()
 }

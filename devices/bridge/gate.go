@@ -37,8 +37,18 @@ func (g *gate) decide(s devices.State, now time.Time) (post bool, wait time.Dura
 }
 
 // mark records a post of s at now.
+//
+// The device's first post does not start the interval: it is the device appearing (its state
+// event, no reading notice), and a discovered device usually reports its first value a few
+// milliseconds after its configuration. Starting the clock there held that value back for
+// minInterval, and its late post restarted the clock, holding the device's next readings too
+// (the 100-500 ms spikes of issue 7). The flood bound is unchanged but for that one post: from the second post on, at
+// most one post per interval.
 func (g *gate) mark(s devices.State, now time.Time) {
-	g.posted, g.lastAt, g.last = true, now, s.Clone()
+	if g.posted {
+		g.lastAt = now
+	}
+	g.posted, g.last = true, s.Clone()
 }
 
 func (g *gate) significant(s devices.State) bool {

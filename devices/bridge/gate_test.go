@@ -77,3 +77,30 @@ func TestGateFloodBound(t *testing.T) {
 		t.Fatalf("%d posts in 60 s with a 5 s interval", posts)
 	}
 }
+
+// TestGateFirstPostDoesNotHoldNextChange: a discovered device's first post (it appearing, often
+// before its first value) must not hold the value that follows, nor the readings of the next
+// interval; from the second post on the interval applies as before.
+func TestGateFirstPostDoesNotHoldNextChange(t *testing.T) {
+	g := gate{minInterval: time.Second, minDelta: 0.1}
+	t0 := time.Unix(1000, 0)
+	appeared := devices.State{Available: true}
+	if post, _ := g.decide(appeared, t0); !post {
+		t.Fatal("first state not posted")
+	}
+	g.mark(appeared, t0)
+
+	v := 21.0
+	first := devices.State{Available: true, Value: &v}
+	post, wait := g.decide(first, t0.Add(5*time.Millisecond))
+	if !post || wait != 0 {
+		t.Fatalf("first value after the device appeared: post=%v wait=%v, want posted at once", post, wait)
+	}
+	g.mark(first, t0.Add(5*time.Millisecond))
+
+	w := 23.0
+	post, wait = g.decide(devices.State{Available: true, Value: &w}, t0.Add(300*time.Millisecond))
+	if post || wait != 705*time.Millisecond {
+		t.Fatalf("second change within the interval: post=%v wait=%v, want held 705ms", post, wait)
+	}
+}

@@ -235,7 +235,7 @@ func (s *Service) DeleteRoom(ctx context.Context, admin id.UserID, roomID string
 		if !s.rooms.IsLocal(u) || (m != "join" && m != "invite" && m != "knock") {
 			continue
 		}
-		if _, err := s.rooms.ChangeMembership(ctx, rid, rooms.MemberChange{Sender: u, Target: u, Membership: "leave", Reason: "room deleted by the server administrator"}); err != nil {
+		if _, err := s.rooms.ChangeMembership(ctx, rid, rooms.MemberChange{Sender: u, Target: u, Membership: "leave", Reason: "room deleted by the server administrator", System: true}); err != nil {
 			res.FailedToKickUsers = append(res.FailedToKickUsers, u.String())
 			continue
 		}

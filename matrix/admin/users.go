@@ -11,14 +11,16 @@ import (
 	"github.com/hearth-home/hearth/matrix/accounts"
 	"github.com/hearth-home/hearth/matrix/merr"
 	"github.com/hearth-home/hearth/matrix/rooms"
+	"github.com/hearth-home/hearth/matrix/servernotices"
 	"github.com/hearth-home/hearth/matrix/store"
 )
 
 // Service is the admin domain.
 type Service struct {
-	st    *store.Store
-	acc   *accounts.Service
-	rooms *rooms.Service
+	st      *store.Store
+	acc     *accounts.Service
+	rooms   *rooms.Service
+	notices *servernotices.Service // notices.go; nil: send_server_notice answers 400
 }
 
 // New builds the service.

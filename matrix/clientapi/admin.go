@@ -32,7 +32,8 @@ func (a *API) routesAdmin(e *echo.Echo) {
 	e.GET("/_synapse/admin/v1/registration_tokens/:token", a.adminGetRegToken, mw...)
 	e.PUT("/_synapse/admin/v1/registration_tokens/:token", a.adminPutRegToken, mw...)
 	e.DELETE("/_synapse/admin/v1/registration_tokens/:token", a.adminDeleteRegToken, mw...)
-	a.routesAdminMedia(e) // admin_media.go: media and purge_history
+	a.routesAdminMedia(e)       // admin_media.go: media and purge_history
+	a.routesAdminNotices(e, mw) // admin_notices.go: send_server_notice
 }
 
 func (a *API) adminOnly(next echo.HandlerFunc) echo.HandlerFunc {

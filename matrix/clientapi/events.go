@@ -49,6 +49,12 @@ func (a *API) sendEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if delay, ok, err := a.delayParam(c); ok || err != nil { // delayed.go (MSC4140)
+		if err != nil {
+			return err
+		}
+		return a.sendDelayed(c, delay, roomID, typ, nil, txnID, nil)
+	}
 	content, err := readObject(c)
 	if err != nil {
 		return err
@@ -56,6 +62,9 @@ func (a *API) sendEvent(c echo.Context) error {
 	sess := session(c)
 	ctx := c.Request().Context()
 	o := rooms.SendOpts{Device: sess.Device, TxnID: txnID}
+	if o.TS, err = a.massagedTimestamp(c); err != nil {
+		return err
+	}
 	var res *rooms.Appended
 	if typ == "m.room.redaction" {
 		// Allowed here in every room version (spec v1.18); the redaction rules still apply.
@@ -173,7 +182,7 @@ func (a *API) getMessages(c echo.Context) error {
 	if req.Limit == 0 {
 		// Nothing asked for: answer at once, with no end since no events were read.
 		if req.From != "" {
-			if _, err := rooms.ParseToken(req.From); err != nil {
+			if err := rooms.ValidPaginationToken(req.From); err != nil {
 				return err
 			}
 		}
@@ -226,14 +235,8 @@ func (a *API) getContext(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// Tokens name boundaries: with nothing returned on a side, the boundary is the event itself
-	// (Context pages at least one event each way and would otherwise skip it).
-	if len(res.Before) == 0 && min(limit, 100)/2 == 0 {
-		res.Start = rooms.Token(res.Event.Pos - 1)
-	}
-	if len(res.After) == 0 && min(limit, 100)-min(limit, 100)/2 == 0 {
-		res.End = rooms.Token(res.Event.Pos)
-	}
+	// With nothing asked for on a side, rooms.Context names the boundary at the event itself,
+	// in the event's own order (a backfilled event's is not its stream position).
 	// The filter applies to the state too (it is not applied to the event itself).
 	var state []*rooms.Event
 	for _, e := range res.State {

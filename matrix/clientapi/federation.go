@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -67,7 +68,10 @@ func (a *API) remoteRoom(roomID id.RoomID) bool {
 }
 
 // viaServers collects the servers a client names to reach a room (via and the deprecated
-// server_name), then those the room itself suggests.
+// server_name), then those the room itself suggests (whoever invited the user). The server in
+// the room ID is only a last resort when nothing else names one: it may have left the room, and
+// a client that lists servers means those (a restricted join must fail when none of them can
+// authorise it, not succeed through the room's creator).
 func (a *API) viaServers(c echo.Context, roomID id.RoomID, user id.UserID, more []string) []string {
 	q := c.QueryParams()
 	out := append(append([]string{}, q["via"]...), q["server_name"]...)
@@ -75,8 +79,10 @@ func (a *API) viaServers(c echo.Context, roomID id.RoomID, user id.UserID, more 
 	if stub, err := a.rooms.StubServers(c.Request().Context(), roomID, user); err == nil {
 		out = append(out, stub...)
 	}
-	if _, srv, ok := strings.Cut(roomID.String(), ":"); ok {
-		out = append(out, srv)
+	if !slices.ContainsFunc(out, func(s string) bool { return s != "" && s != a.opts.ServerName }) {
+		if _, srv, ok := strings.Cut(roomID.String(), ":"); ok {
+			out = append(out, srv)
+		}
 	}
 	return out
 }

@@ -93,31 +93,44 @@ func (a *API) join(c echo.Context, roomID id.RoomID, servers ...string) error {
 	// the join proceeds (or fails) on the join rules alone.
 	u := session(c).User
 	if a.remoteRoom(roomID) {
-		content := map[string]any{}
-		for k, v := range extra {
-			content[k] = v
-		}
-		if body.Reason != nil {
-			content["reason"] = *body.Reason
-		}
-		if dn, av, err := a.accounts.Profile(c.Request().Context(), u); err == nil {
-			if dn != "" {
-				content["displayname"] = dn
-			}
-			if av != "" {
-				content["avatar_url"] = av
-			}
-		}
-		if _, err := a.deps.Federation.JoinRemote(c.Request().Context(), roomID, u, a.viaServers(c, roomID, u, servers), content); err != nil {
+		if _, err := a.deps.Federation.JoinRemote(c.Request().Context(), roomID, u, a.viaServers(c, roomID, u, servers), a.remoteJoinContent(c, u, body, extra)); err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, map[string]string{"room_id": roomID.String()})
 	}
 	_, err := a.rooms.ChangeMembership(c.Request().Context(), roomID, rooms.MemberChange{Sender: u, Target: u, Membership: "join", Reason: deref(body.Reason), Extra: extra})
+	if rooms.JoinElsewhere(err) && a.deps.Federation != nil {
+		// A restricted join none of our members can authorise: another server of the room
+		// with a member who may invite does it over federation (restricted.go in rooms).
+		if elsewhere, serr := a.rooms.AuthorisingServers(c.Request().Context(), roomID); serr == nil && len(elsewhere) > 0 {
+			_, err = a.deps.Federation.JoinRemote(c.Request().Context(), roomID, u, append(elsewhere, a.viaServers(c, roomID, u, servers)...), a.remoteJoinContent(c, u, body, extra))
+		}
+	}
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]string{"room_id": roomID.String()})
+}
+
+// remoteJoinContent is the member event content of a join made through another server: what the
+// client added, its reason and the user's profile.
+func (a *API) remoteJoinContent(c echo.Context, u id.UserID, body joinBody, extra map[string]json.RawMessage) map[string]any {
+	content := map[string]any{}
+	for k, v := range extra {
+		content[k] = v
+	}
+	if body.Reason != nil {
+		content["reason"] = *body.Reason
+	}
+	if dn, av, err := a.accounts.Profile(c.Request().Context(), u); err == nil {
+		if dn != "" {
+			content["displayname"] = dn
+		}
+		if av != "" {
+			content["avatar_url"] = av
+		}
+	}
+	return content
 }
 
 // targetBody is the body of invite, kick, ban and unban.

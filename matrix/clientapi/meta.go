@@ -21,7 +21,7 @@ func (a *API) routesMeta(e *echo.Echo, g *echo.Group) {
 func (a *API) versions(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{
 		"versions":          specVersions,
-		"unstable_features": map[string]bool{SlidingSyncFeature: true},
+		"unstable_features": map[string]bool{SlidingSyncFeature: true, DelayedFeature: a.deps.Delayed != nil},
 	})
 }
 
@@ -40,6 +40,9 @@ func (a *API) capabilities(c echo.Context) error {
 	avail := map[string]string{}
 	for _, v := range events.SupportedVersions() {
 		avail[string(v)] = "stable"
+		if events.Unstable(v) {
+			avail[string(v)] = "unstable"
+		}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"capabilities": map[string]any{
 		"m.change_password": map[string]bool{"enabled": true},

@@ -446,6 +446,12 @@ func (a *API) putRoomStateEvent(c echo.Context) error {
 		// A room has exactly one create event, made with the room (its ID names it from v12 on).
 		return merr.BadJSON("m.room.create cannot be sent into an existing room")
 	}
+	if delay, ok, err := a.delayParam(c); ok || err != nil { // delayed.go (MSC4140)
+		if err != nil {
+			return err
+		}
+		return a.sendDelayed(c, delay, roomID, typ, &sk, "", content)
+	}
 	if typ == "m.room.canonical_alias" {
 		if err := a.checkCanonicalAlias(ctx, roomID, content); err != nil {
 			return err

@@ -12,11 +12,13 @@ import (
 	"github.com/hearth-home/hearth/matrix/accounts"
 	"github.com/hearth-home/hearth/matrix/admin"
 	"github.com/hearth-home/hearth/matrix/appservice"
+	"github.com/hearth-home/hearth/matrix/delayed"
 	"github.com/hearth-home/hearth/matrix/keys"
 	"github.com/hearth-home/hearth/matrix/media"
 	"github.com/hearth-home/hearth/matrix/push"
 	"github.com/hearth-home/hearth/matrix/rooms"
 	"github.com/hearth-home/hearth/matrix/search"
+	"github.com/hearth-home/hearth/matrix/threadsubs"
 )
 
 // Syncer answers /sync (implemented by matrix/sync).
@@ -71,6 +73,8 @@ type Deps struct {
 
 	AppServices *appservice.Service // appservice.go; nil: no application services
 	Federation  Federation          // federation.go; nil: no rooms on other servers
+	Delayed     *delayed.Service    // delayed.go (MSC4140); nil: the delay parameter is ignored
+	ThreadSubs  *threadsubs.Service // threadsubs.go (MSC4306); nil: no routes
 }
 
 // API holds the handlers' dependencies.
@@ -128,6 +132,8 @@ func (a *API) Register(e *echo.Echo) {
 	a.routesSearch(c)
 	a.routesAdmin(e)
 	a.routesAppService(c)
+	a.routesDelayed(c)    // delayed.go
+	a.routesThreadSubs(c) // threadsubs.go
 }
 
 // versions lists every path prefix we serve: /r0 for old clients, /v3 and /v1 current.

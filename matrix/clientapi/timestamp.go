@@ -39,9 +39,24 @@ func (a *API) timestampToEvent(c echo.Context) error {
 	default:
 		return merr.InvalidParam("dir must be f or b")
 	}
-	ev, err := a.rooms.EventAtTimestamp(c.Request().Context(), session(c).User, roomID, ts, forwards)
+	r, err := a.rooms.EventAtTimestamp(c.Request().Context(), session(c).User, roomID, ts, forwards)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"event_id": ev.Rec.ID, "origin_server_ts": ev.Lite.OriginServerTS})
+	return c.JSON(http.StatusOK, map[string]any{"event_id": r.EventID, "origin_server_ts": r.OriginServerTS})
+}
+
+// massagedTimestamp reads the ts query parameter of an event send: application services may
+// set an event's origin_server_ts (spec: application service API, timestamp massaging; bridges
+// importing history use it). Anyone else's ts is ignored, as Synapse ignores it. 0: none.
+func (a *API) massagedTimestamp(c echo.Context) (int64, error) {
+	v := c.QueryParam("ts")
+	if v == "" || c.Get(appServiceKey) == nil {
+		return 0, nil
+	}
+	ts, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ts <= 0 {
+		return 0, merr.InvalidParam("ts must be a timestamp in milliseconds")
+	}
+	return ts, nil
 }

@@ -20,10 +20,13 @@ import (
 // MaxPDUSize is the spec's limit on a whole event in canonical JSON.
 const MaxPDUSize = 65536
 
-// SupportedVersions are the room versions this server creates locally. Versions 1 and 2 are
-// left out: their events carry server-chosen IDs and [id, hashes] references, which no client
-// needs for new rooms; they are joined over federation (Joinable, v1.go).
-var supportedVersions = []id.RoomVersion{id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6, id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12}
+// supportedVersions are the room versions this server creates locally. Version 2 is built in
+// the v1 event format (server-chosen IDs, [id, hashes] references: v1.go) and resolved with
+// state resolution v2 like version 3. Version 1 differs from 2 only by state resolution v1
+// (stateres/v1.go), so it could be created the same way; it is only joined over federation
+// (Joinable) for now, as the federation tests with Dendrite still expect createRoom to refuse
+// it (docs/architecture.md).
+var supportedVersions = []id.RoomVersion{id.RoomV2, id.RoomV3, id.RoomV4, id.RoomV5, id.RoomV6, id.RoomV7, id.RoomV8, id.RoomV9, id.RoomV10, id.RoomV11, id.RoomV12, RoomVMSC3757v10, RoomVMSC3757v11}
 
 // Supported reports whether a room version can be created here.
 func Supported(v id.RoomVersion) bool {
@@ -96,6 +99,7 @@ func Build(rv id.RoomVersion, roomID id.RoomID, t Template, prev, auth []id.Even
 	}
 	var eventID id.EventID
 	var wire any = p
+	rv = Base(rv) // the event format, hashes and redaction are the base version's (msc3757.go)
 	if V1Format(rv) {
 		if err := MarkV1(p, s.ServerName, t.RefHashes); err != nil {
 			return nil, err
@@ -159,6 +163,9 @@ func Authorize(rv id.RoomVersion, p *pdu.PDU, getEvents eventauth.GetEventsFunc)
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, ErrMalformedOwnedStateKey) {
+		return merr.BadJSON("%s", humanAuthMessage(err))
+	}
 	var afe eventauth.AuthFailError
 	if errors.As(err, &afe) {
 		return merr.Forbidden("event not authorised (auth rule %s): %s", afe.Index, humanAuthMessage(err))
@@ -185,6 +192,7 @@ func RoomIDFor(create *pdu.PDU) (id.RoomID, error) { return create.GetRoomID() }
 
 // Redact returns the redacted form of a stored PDU (signatures and hashes kept).
 func Redact(rv id.RoomVersion, b []byte) ([]byte, error) {
+	rv = Base(rv)
 	if V1Format(rv) {
 		return redactV1(rv, b)
 	}

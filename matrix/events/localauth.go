@@ -28,6 +28,10 @@ func AuthorizeLocal(rv id.RoomVersion, p *pdu.PDU, getEvents eventauth.GetEvents
 		// request, not a permission problem (room v12, MSC4289).
 		return merr.BadJSON("room creators must not be listed in power levels: %s", humanAuthMessage(err))
 	}
+	if errors.Is(err, ErrMalformedOwnedStateKey) {
+		// MSC3757: a key that merely looks like a user ID is a malformed request.
+		return merr.BadJSON("%s", humanAuthMessage(err))
+	}
 	var afe eventauth.AuthFailError
 	if errors.As(err, &afe) {
 		return merr.Forbidden("event not authorised (auth rule %s): %s", afe.Index, humanAuthMessage(err))

@@ -28,16 +28,16 @@ const (
 )
 
 // Joinable reports whether this server takes part in rooms of version v over federation:
-// every version it creates, and 1 and 2.
-func Joinable(v id.RoomVersion) bool { return (V1Format(v) && v != id.RoomV0) || Supported(v) }
+// every version it creates, and 1.
+func Joinable(v id.RoomVersion) bool { return v == id.RoomV1 || Supported(v) }
 
 // JoinableVersions lists the versions for make_join/make_knock's ver parameter.
 func JoinableVersions() []id.RoomVersion {
-	return append([]id.RoomVersion{id.RoomV1, id.RoomV2}, supportedVersions...)
+	return append([]id.RoomVersion{id.RoomV1}, supportedVersions...)
 }
 
 // V1Format reports whether rv uses the v1 event format (room versions 1 and 2).
-func V1Format(rv id.RoomVersion) bool { return rv.EventIDFormat() == id.EventIDFormatCustom }
+func V1Format(rv id.RoomVersion) bool { return Base(rv).EventIDFormat() == id.EventIDFormatCustom }
 
 // IsV1 reports whether p was decoded from (or built in) the v1 event format.
 func IsV1(p *pdu.PDU) bool {
@@ -49,7 +49,7 @@ func IsV1(p *pdu.PDU) bool {
 // the reference hash otherwise. pdu.PDU.GetEventID cannot do the former.
 func EventID(rv id.RoomVersion, p *pdu.PDU) (id.EventID, error) {
 	if !V1Format(rv) {
-		return p.GetEventID(rv)
+		return p.GetEventID(Base(rv))
 	}
 	if p.InternalMeta.EventID == "" {
 		return "", fmt.Errorf("room version %s event has no event_id", rv)
@@ -214,6 +214,7 @@ func RefHashesFrom(get eventauth.GetEventsFunc) func(id.EventID) []byte {
 // SignPDU signs p as s in a room of version rv and returns its ID and wire JSON (the v1 format
 // for versions 1 and 2, which MarkV1 must have prepared).
 func SignPDU(rv id.RoomVersion, p *pdu.PDU, s Signer) (id.EventID, []byte, error) {
+	rv = Base(rv)
 	if !V1Format(rv) {
 		if err := p.Sign(rv, s.ServerName, s.KeyID, s.Key); err != nil {
 			return "", nil, fmt.Errorf("sign event: %w", err)
@@ -288,10 +289,21 @@ func authorizeV1(p *pdu.PDU, auth []*pdu.PDU, get eventauth.GetEventsFunc, getKe
 	return eventauth.Authorize(asVersion, p, auth, get, getKey)
 }
 
-// AuthorizeEvent is eventauth.Authorize that also handles room versions 1 and 2.
-func AuthorizeEvent(rv id.RoomVersion, p *pdu.PDU, auth []*pdu.PDU, get eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) error {
+// AuthorizeEvent is eventauth.Authorize that also handles room versions 1 and 2. A panic inside
+// the rules is a refusal: mautrix v0.32 dereferences a nil value when a power levels event
+// removes a user at or above the sender's level (rule 10.9 rejects exactly that), and an event
+// the checker cannot get through is not one to accept.
+func AuthorizeEvent(rv id.RoomVersion, p *pdu.PDU, auth []*pdu.PDU, get eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = eventauth.AuthFailError{Index: "10.9", Message: fmt.Sprintf("the auth rules could not check this event (%v); refused", r)}
+		}
+	}()
 	if V1Format(rv) {
 		return authorizeV1(p, auth, get, getKey)
+	}
+	if OwnedState(rv) {
+		return authorizeOwnedState(rv, p, auth, get, getKey)
 	}
 	return eventauth.Authorize(rv, p, auth, get, getKey)
 }

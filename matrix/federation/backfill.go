@@ -12,8 +12,9 @@ import (
 
 // backfill is the room service's Backfiller: it asks the other servers in the room, in turn,
 // for history older than from, makes sure every fetched event's auth events are stored, and
-// hands the events to the room's backfill order.
-func (s *Service) backfill(ctx context.Context, roomID id.RoomID, from []id.EventID, limit int) error {
+// hands the events to the room's backfill order (gap 0) or to the order of the gap before the
+// timeline event at position gap.
+func (s *Service) backfill(ctx context.Context, roomID id.RoomID, from []id.EventID, limit int, gap uint64) error {
 	rv, ok, err := s.rooms.RoomVersion(roomID)
 	if err != nil {
 		return err
@@ -36,6 +37,9 @@ func (s *Service) backfill(ctx context.Context, roomID id.RoomID, from []id.Even
 		if err := s.ensureAuth(ctx, srv, rv, roomID, evs); err != nil {
 			lastErr = err
 			continue
+		}
+		if gap != 0 {
+			return s.rooms.StoreGapFill(ctx, roomID, gap, evs, s.keys.GetKey(ctx))
 		}
 		return s.rooms.StoreBackfilled(ctx, roomID, evs, s.keys.GetKey(ctx))
 	}

@@ -177,6 +177,10 @@ func (s *Service) Invite(ctx context.Context, origin string, roomID id.RoomID, e
 	case p.Sender.Homeserver() != origin:
 		return nil, merr.Forbidden("%s cannot act for %s", origin, p.Sender)
 	}
+	// Invite permission (spec v1.18, MSC4155): a blocked invite is refused before we sign it.
+	if err := s.rooms.CheckInvitePermission(ctx, p.Sender, id.UserID(*p.StateKey)); err != nil {
+		return nil, err
+	}
 	signed, err := s.sign(rv, p)
 	if err != nil {
 		return nil, err
@@ -212,7 +216,7 @@ func (s *Service) countersign(ctx context.Context, rv id.RoomVersion, invite []b
 	if err != nil {
 		return nil, merr.BadJSON("invite answer from %s: %v", target.Homeserver(), err)
 	}
-	if err := signed.VerifySignature(rv, target.Homeserver(), s.keys.GetKey(ctx)); err != nil {
+	if err := signed.VerifySignature(events.Base(rv), target.Homeserver(), s.keys.GetKey(ctx)); err != nil {
 		return nil, merr.Forbidden("the invitee's server did not sign the invite: %v", err)
 	}
 	return resp.Event, nil

@@ -17,14 +17,25 @@ import (
 	"github.com/hearth-home/hearth/matrix/rooms"
 )
 
-// JoinRemote joins a local user to a room this server is not in, through the first of servers
-// that answers: make_join, sign, send_join, then the room's state and auth chain are checked and
-// stored and the join becomes the room's forward extremity here. extra is content the client
-// added (display name, avatar, reason).
+// JoinRemote joins a local user to a room through the first of servers that answers: make_join,
+// sign, send_join, then the room's state and auth chain are checked and stored and the join
+// becomes the room's forward extremity here. extra is content the client added (display name,
+// avatar, reason). Every server is tried in turn, whatever the previous one answered: a
+// restricted room's resident servers each decide for themselves whether they can authorise the
+// join (M_UNABLE_TO_AUTHORISE_JOIN, M_UNABLE_TO_GRANT_JOIN), and the error of the last one is
+// the client's.
+//
+// This server may be in the room already when none of its members can authorise a restricted
+// join (rooms.JoinElsewhere): the countersigned join then joins our copy of the room as any
+// event from another server does, and our state is kept.
 func (s *Service) JoinRemote(ctx context.Context, roomID id.RoomID, user id.UserID, servers []string, extra map[string]any) (id.EventID, error) {
+	resident, err := s.rooms.IsResident(roomID)
+	if err != nil {
+		return "", fmt.Errorf("join %s: %w", roomID, err)
+	}
 	var lastErr error
 	for _, srv := range candidates(s.server, servers) {
-		eid, err := s.joinVia(ctx, roomID, user, srv, extra)
+		eid, err := s.joinVia(ctx, roomID, user, srv, extra, resident)
 		if err == nil {
 			return eid, nil
 		}
@@ -40,7 +51,13 @@ func (s *Service) JoinRemote(ctx context.Context, roomID id.RoomID, user id.User
 	return "", lastErr
 }
 
-func (s *Service) joinVia(ctx context.Context, roomID id.RoomID, user id.UserID, via string, extra map[string]any) (id.EventID, error) {
+// discardAnswer drops a send_join answer's state and auth chain: a server in the room already
+// has them, and storing events it lacks as outliers would hide them when they arrive in /send.
+type discardAnswer struct{}
+
+func (discardAnswer) PDU(string, json.RawMessage) error { return nil }
+
+func (s *Service) joinVia(ctx context.Context, roomID id.RoomID, user id.UserID, via string, extra map[string]any, resident bool) (id.EventID, error) {
 	mj, err := s.client.MakeJoin(ctx, &mfed.ReqMakeJoin{RoomID: roomID, UserID: user, Via: via, SupportedVersions: events.JoinableVersions()})
 	if err != nil {
 		return "", remoteErr("make_join", via, err)
@@ -55,6 +72,9 @@ func (s *Service) joinVia(ctx context.Context, roomID id.RoomID, user id.UserID,
 	join, err := s.fillProto(rv, mj.Event, roomID, user, "join", extra)
 	if err != nil {
 		return "", err
+	}
+	if resident {
+		return s.joinResident(ctx, via, rv, join)
 	}
 	// The answer is streamed: its events are verified and stored in batches as they arrive
 	// (sendjoin_*.go), and of the state only the event IDs are kept.
@@ -83,6 +103,38 @@ func (s *Service) joinVia(ctx context.Context, roomID id.RoomID, user id.UserID,
 	stateIDs, getKey := imp.stateIDs, imp.getKey
 	if _, err := s.rooms.ImportJoin(ctx, roomID, stateIDs, join, getKey); err != nil {
 		return "", err
+	}
+	return join.ID, nil
+}
+
+// joinResident sends a join to via for a room this server is in and takes the countersigned
+// join back through the incoming event pipeline (missing prev events fetched from via, the auth
+// rules checked, our state and extremities kept).
+func (s *Service) joinResident(ctx context.Context, via string, rv id.RoomVersion, join rooms.Remote) (id.EventID, error) {
+	signedJoin, err := s.sendJoinStream(ctx, via, join.PDU.RoomID, join, discardAnswer{})
+	if err != nil {
+		return "", err
+	}
+	if len(signedJoin) > 0 {
+		signed, err := s.parse(ctx, rv, signedJoin)
+		if err != nil {
+			return "", fmt.Errorf("send_join event from %s: %w", via, err)
+		}
+		if signed.ID != join.ID {
+			return "", merr.BadJSON("%s changed the join event", via)
+		}
+		join = signed
+	}
+	if err := s.accept(ctx, via, rv, join, 0); err != nil {
+		return "", fmt.Errorf("join accepted by %s: %w", via, err)
+	}
+	// A join that passed at via may still not take effect here: soft-failed against our
+	// current state, or dropped because its prev events could not be had. The user is then
+	// not joined, whatever via said.
+	if m, _, err := s.rooms.Membership(ctx, join.PDU.RoomID, join.PDU.Sender); err != nil {
+		return "", err
+	} else if m != "join" {
+		return "", merr.Forbidden("the join made through %s did not take effect on this server", via)
 	}
 	return join.ID, nil
 }

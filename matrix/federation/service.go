@@ -85,6 +85,8 @@ func New(c Config) *Service {
 	s := &Service{server: c.Signer.ServerName, rooms: c.Rooms, keys: c.Keys, client: c.Client, queue: c.Queue, signer: c.Signer, log: c.Log, now: time.Now}
 	c.Rooms.SetRemoteInviter(s.countersign)
 	c.Rooms.SetBackfiller(s.backfill)
+	c.Rooms.SetHierarchyFetcher(newHierarchyFetcher(s.server, s.client, time.Now).fetch)
+	c.Rooms.SetTimestampFetcher(s.remoteTimestamp)
 	return s
 }
 

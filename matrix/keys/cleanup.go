@@ -10,7 +10,9 @@ import (
 
 // Watch subscribes to the bus and removes the E2EE records of deleted devices: when a user's
 // devices change, every device with identity keys but no device record is cleaned up, and
-// the user's device list is marked changed so that other users stop encrypting to it. It runs
+// the user's device list is marked changed so that other users stop encrypting to it.
+// Membership events also pass here, to keep the remote device-list cache to the users this
+// server still shares a room with (remote_track.go). It runs
 // until Close. Missed changes (a lagging queue) only delay clean-up: queries and claims
 // already ignore devices that no longer exist.
 func (s *Service) Watch(b *bus.Bus[change.Change]) {
@@ -24,6 +26,12 @@ func (s *Service) Watch(b *bus.Bus[change.Change]) {
 			case <-s.stop:
 				return
 			case c := <-sub.C():
+				if c.Kind == change.Event {
+					if err := s.forgetOnMembership(c); err != nil { // remote_track.go
+						s.log.Warn("forget cached remote device lists", "room_id", c.RoomID, "err", err)
+					}
+					continue
+				}
 				if c.Kind != change.Devices || c.User == "" || !s.isLocal(c.User) {
 					continue
 				}

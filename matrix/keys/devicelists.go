@@ -64,7 +64,7 @@ func (s *Service) Changes(ctx context.Context, user id.UserID, from, to string) 
 //
 //   - changed: users sharing a joined room with user (and user themselves) whose device or
 //     cross-signing keys changed in the window, and users who came to share a room with user
-//     (either joined one of user's rooms, or user joined theirs);
+//     (either joined one of user's rooms, or user joined theirs: user is then listed too);
 //   - left: users who left a room user is in, or whose room user left, and now share no room
 //     with user.
 //
@@ -196,6 +196,12 @@ func (d *dlPass) scanRoom(room uint64) error {
 				d.changed[u] = true
 			}
 		}
+	}
+	if joinedNow {
+		// The user's own list counts as changed too: their other devices learn that the
+		// room's members (possibly on new servers) now need the user's keys (Synapse and
+		// Complement expect the joiner in their own device_lists.changed).
+		d.changed[d.user] = true
 	}
 	return nil
 }

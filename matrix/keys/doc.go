@@ -38,7 +38,12 @@
 //     whole list with /user/devices in the background; every update (and m.signing_key_update)
 //     is written to the device-list change stream, so local users sharing a room see the
 //     remote user in device_lists.changed and /keys/changes. A remote user has no membership
-//     index, so "shares a room" reads their member event in the rooms' state.
+//     index, so "shares a room" reads their member event in the state of the rooms a local
+//     user is joined to. A list is cached only while such a room exists, and dropped when the
+//     owner's membership changes or our last shared room is left (remote_track.go): without
+//     a shared room the owner's server stops sending updates, so a kept list would go stale.
+//   - A user who joins a room is listed in their own device_lists.changed, beside the members
+//     they now share a room with (as Synapse does).
 //   - To-device messages for remote users go to the federation sender after the local commit,
 //     once per transaction ID; messages that came from another server are never relayed.
 //   - Deleting a device (the accounts service) removes its E2EE records asynchronously: Watch

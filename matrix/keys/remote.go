@@ -57,7 +57,8 @@ type remoteState struct {
 
 	mu        gosync.Mutex
 	users     map[string]*remoteUser
-	resyncing map[string]bool
+	resyncing map[string]bool // user -> a fetch runs; true: run another after it
+	fresh     map[string]bool // newly sharing a room and not fetched since (remote_track.go)
 }
 
 // remoteUser is the cached device list of one remote user.
@@ -82,7 +83,7 @@ func (s *Service) EnableRemote(o RemoteOptions) {
 		o.MaxUsers = 5000
 	}
 	s.remote = &remoteState{o: o, now: time.Now, sem: make(chan struct{}, 4),
-		users: map[string]*remoteUser{}, resyncing: map[string]bool{}}
+		users: map[string]*remoteUser{}, resyncing: map[string]bool{}, fresh: map[string]bool{}}
 }
 
 // cached returns a copy-safe view of a fresh cache entry, or nil.
@@ -111,6 +112,7 @@ func (r *remoteState) put(user string, u *remoteUser) {
 	}
 	u.fetched = r.now()
 	r.users[user] = u
+	delete(r.fresh, user) // fetched: later updates are news to whoever saw this list
 }
 
 // RemoteDeviceUpdate is the content of an m.device_list_update EDU.
@@ -162,7 +164,12 @@ func (s *Service) ApplyDeviceListUpdate(ctx context.Context, u RemoteDeviceUpdat
 	} else if e != nil {
 		e.stale = true
 	}
+	unseen := e == nil && r.fresh[u.UserID]
 	r.mu.Unlock()
+	if unseen {
+		s.log.Debug("device list update of a newly joined remote user nobody here has fetched", "user", u.UserID, "stream_id", u.StreamID)
+		return nil
+	}
 	if err := s.markRemoteChanged(u.UserID); err != nil {
 		return err
 	}
@@ -182,7 +189,8 @@ func (s *Service) ApplySigningKeyUpdate(ctx context.Context, u RemoteSigningKeyU
 	}
 	r := s.remote
 	r.mu.Lock()
-	if e := r.users[u.UserID]; e != nil {
+	e := r.users[u.UserID]
+	if e != nil {
 		if isObject(u.MasterKey) {
 			e.master = u.MasterKey
 		}
@@ -190,7 +198,11 @@ func (s *Service) ApplySigningKeyUpdate(ctx context.Context, u RemoteSigningKeyU
 			e.selfSigning = u.SelfSigningKey
 		}
 	}
+	unseen := e == nil && r.fresh[u.UserID]
 	r.mu.Unlock()
+	if unseen {
+		return nil // as for device list updates: the join already listed them as changed
+	}
 	return s.markRemoteChanged(u.UserID)
 }
 
@@ -199,39 +211,63 @@ func (s *Service) ApplySigningKeyUpdate(ctx context.Context, u RemoteSigningKeyU
 func (s *Service) resyncLater(user string) {
 	r := s.remote
 	r.mu.Lock()
-	if r.resyncing[user] {
+	if _, busy := r.resyncing[user]; busy {
+		// The running fetch may have been answered before this update's change: run once
+		// more after it, or the cache would keep a list older than what we were told.
+		r.resyncing[user] = true
 		r.mu.Unlock()
 		return
 	}
-	r.resyncing[user] = true
+	r.resyncing[user] = false
 	r.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer func() {
+		for s.resyncOnce(user) {
+		}
+	}()
+}
+
+// resyncOnce runs one background fetch of user's list and reports whether another was asked
+// for meanwhile (the user then stays marked as resyncing).
+func (s *Service) resyncOnce(user string) (again bool) {
+	r := s.remote
+	defer func() {
+		r.mu.Lock()
+		if again = r.resyncing[user]; again {
+			r.resyncing[user] = false
+		} else {
+			delete(r.resyncing, user)
+		}
+		r.mu.Unlock()
+		select {
+		case <-s.stop:
+			again = false
 			r.mu.Lock()
 			delete(r.resyncing, user)
 			r.mu.Unlock()
-		}()
-		select {
-		case r.sem <- struct{}{}:
-			defer func() { <-r.sem }()
-		case <-s.stop:
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), r.o.Timeout)
-		defer cancel()
-		go func() {
-			select {
-			case <-s.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		if err := s.resync(ctx, user); err != nil {
-			s.log.Info("device list of a remote user not refreshed", "user", user, "err", err)
+		default:
 		}
 	}()
+	select {
+	case r.sem <- struct{}{}:
+		defer func() { <-r.sem }()
+	case <-s.stop:
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.o.Timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := s.resync(ctx, user); err != nil {
+		s.log.Info("device list of a remote user not refreshed", "user", user, "err", err)
+	}
+	return false
 }
 
 // resync replaces the cache entry of a remote user with the list their server answers.
@@ -259,6 +295,10 @@ func (s *Service) resync(ctx context.Context, user string) error {
 	}
 	if isObject(d.SelfSigningKey) {
 		e.selfSigning = d.SelfSigningKey
+	}
+	if !s.trackable(user) {
+		s.remote.drop(user) // no shared room any more: updates would not reach us
+		return nil
 	}
 	s.remote.put(user, e)
 	return nil
@@ -288,8 +328,19 @@ func (s *Service) markRemoteChanged(user string) error {
 }
 
 // sharedRooms lists the rooms a remote user is joined to that have a local joined member. A
-// remote user has no membership index, so their member event is read from each room's state.
+// remote user has no membership index, so their member event is read from the state of each
+// room a local user is joined to (a room no local user is in any more is history here: its
+// state is no longer kept current).
 func (s *Service) sharedRooms(txn *store.Txn, user string) ([]uint64, error) {
+	local, err := localJoinedRooms(txn)
+	if err != nil {
+		return nil, err
+	}
+	return sharedRoomsIn(txn, user, local)
+}
+
+// sharedRoomsIn is sharedRooms over a list of rooms with local joined members.
+func sharedRoomsIn(txn *store.Txn, user string, local []uint64) ([]uint64, error) {
 	sk, err := txn.StateKeyNID("m.room.member", user, false)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -298,15 +349,16 @@ func (s *Service) sharedRooms(txn *store.Txn, user string) ([]uint64, error) {
 		return nil, err
 	}
 	var out []uint64
-	err = txn.Rooms(func(nid uint64, _ *store.RoomRecord) (bool, error) {
+	for _, nid := range local {
 		ok, err := joinedBy(txn, nid, sk)
-		if err != nil || !ok {
-			return err == nil, err
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, nid)
-		return true, nil
-	})
-	return out, err
+		if ok {
+			out = append(out, nid)
+		}
+	}
+	return out, nil
 }
 
 // joinedBy reports whether the member state key sk is joined in room.

@@ -53,12 +53,23 @@ func (s *Service) queryRemote(ctx context.Context, users map[string][]string, re
 		}
 		return
 	}
+	var names []string
+	for _, us := range servers {
+		for u := range us {
+			names = append(names, u)
+		}
+	}
+	tracked := s.trackableSet(names) // remote_track.go
+	trackable := func(u string) bool { return tracked[u] }
 	ask := map[string]map[string][]string{}
 	for hs, us := range servers {
 		for u, devs := range us {
 			if e := s.remote.cached(u); e != nil {
-				s.remote.fill(u, devs, e, resp)
-				continue
+				if tracked[u] {
+					s.remote.fill(u, devs, e, resp)
+					continue
+				}
+				s.remote.drop(u) // no shared room: its updates no longer reach us
 			}
 			if ask[hs] == nil {
 				ask[hs] = map[string][]string{}
@@ -90,7 +101,7 @@ func (s *Service) queryRemote(ctx context.Context, users map[string][]string, re
 			resp.Failures[a.server] = failure(a.err)
 			continue
 		}
-		s.remote.take(a.server, ask[a.server], a.r, resp)
+		s.remote.take(a.server, ask[a.server], a.r, resp, trackable)
 	}
 }
 
@@ -120,8 +131,8 @@ func (r *remoteState) fill(user string, devs []string, e *remoteUser, resp *Quer
 }
 
 // take copies one server's answer into resp (only users of that server that were asked for)
-// and caches the users whose whole device list was asked for.
-func (r *remoteState) take(server string, asked map[string][]string, a *FedQueryResponse, resp *QueryResponse) {
+// and caches the users whose whole device list was asked for and who share a room with ours.
+func (r *remoteState) take(server string, asked map[string][]string, a *FedQueryResponse, resp *QueryResponse, trackable func(user string) bool) {
 	if a == nil {
 		return
 	}
@@ -144,7 +155,7 @@ func (r *remoteState) take(server string, asked map[string][]string, a *FedQuery
 		if k := a.SelfSigningKeys[u]; isObject(k) {
 			resp.SelfSigningKeys[u], e.selfSigning = k, k
 		}
-		if len(want) == 0 {
+		if len(want) == 0 && trackable(u) {
 			copied := make(map[string]json.RawMessage, len(clean))
 			for d, k := range clean {
 				copied[d] = k

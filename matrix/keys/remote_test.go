@@ -83,12 +83,21 @@ func newServiceNamed(t *testing.T, name string) *Service {
 }
 
 // remotePair is a local service that asks a second one, on otherServer, for its users' keys.
+// Tests that expect caching first make a local user share a room with the remote one
+// (sharedWithBob): only those users' lists are cached (remote_track.go).
 func remotePair(t *testing.T) (local, remote *Service, p *peers) {
 	t.Helper()
 	local, remote = newService(t), newServiceNamed(t, otherServer)
 	p = &peers{servers: map[string]*Service{otherServer: remote}, calls: map[string]int{}}
 	local.EnableRemote(RemoteOptions{Federation: p, Timeout: 5 * time.Second})
 	return local, remote, p
+}
+
+// sharedWithBob puts @alice (local) and @bob of otherServer in one room on s.
+func sharedWithBob(t *testing.T, s *Service) {
+	t.Helper()
+	room, _ := setMember(t, s, 0, "@alice:"+server, "join")
+	setMember(t, s, room, "@bob:"+otherServer, "join")
 }
 
 // uploadDevice creates a device of user on s with signed device keys.
@@ -130,6 +139,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func TestRemoteQueryCachesAndReportsFailures(t *testing.T) {
 	local, remote, p := remotePair(t)
+	sharedWithBob(t, local)
 	ctx := context.Background()
 	bob := id.UserID("@bob:" + otherServer)
 	uploadDevice(t, remote, bob, "B1")
@@ -165,6 +175,7 @@ func TestRemoteQueryCachesAndReportsFailures(t *testing.T) {
 
 func TestRemoteDeviceListUpdates(t *testing.T) {
 	local, remote, p := remotePair(t)
+	sharedWithBob(t, local)
 	ctx := context.Background()
 	bob := id.UserID("@bob:" + otherServer)
 	uploadDevice(t, remote, bob, "B1")

@@ -3,6 +3,7 @@ package push
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -174,44 +175,29 @@ func (s *Service) evaluate(txn *store.Txn, pos uint64) ([]delivery, error) {
 	if snap == 0 {
 		snap = rec.Snapshot
 	}
-	state, err := rooms.StateMap(txn, snap, ev.RoomID)
+	if l.Type == "m.room.member" && l.StateKey != nil && s.isLocal(*l.StateKey) && l.Membership() == "join" {
+		state, err := rooms.StateMap(txn, snap, ev.RoomID)
+		if err != nil {
+			return nil, err
+		}
+		s.noteUpgradeJoin(state, *l.StateKey, ev.RoomID)
+	}
+	view, err := s.views.get(txn, snap, ev.RoomID) // evalroom.go
 	if err != nil {
 		return nil, err
 	}
-	if l.Type == "m.room.member" && l.StateKey != nil && s.isLocal(*l.StateKey) && l.Membership() == "join" {
-		s.noteUpgradeJoin(state, *l.StateKey, ev.RoomID)
-	}
-	members := map[string]memberContent{}
-	var pl *event.PowerLevelsEventContent
-	roomName := ""
-	for k, se := range state {
-		switch k[0] {
-		case "m.room.member":
-			var mc memberContent
-			_ = json.Unmarshal(se.Lite.Content, &mc)
-			members[k[1]] = mc
-		case "m.room.power_levels":
-			pl = &event.PowerLevelsEventContent{}
-			_ = json.Unmarshal(se.Lite.Content, pl)
-		case "m.room.name":
-			var n struct {
-				Name string `json:"name"`
-			}
-			_ = json.Unmarshal(se.Lite.Content, &n)
-			roomName = n.Name
-		}
-	}
+	members, pl, roomName := view.members, view.pl, view.name
 	joined := 0
 	var recipients []string
 	for u, m := range members {
 		if m.Membership == "join" {
 			joined++
-			if u != l.Sender && s.isLocal(u) {
+			if u != l.Sender && s.isLocal(u) && !s.skipped(u) {
 				recipients = append(recipients, u)
 			}
 		}
 	}
-	if l.Type == "m.room.member" && l.StateKey != nil && *l.StateKey != l.Sender && s.isLocal(*l.StateKey) && members[*l.StateKey].Membership == "invite" {
+	if l.Type == "m.room.member" && l.StateKey != nil && *l.StateKey != l.Sender && s.isLocal(*l.StateKey) && members[*l.StateKey].Membership == "invite" && !s.skipped(*l.StateKey) {
 		recipients = append(recipients, *l.StateKey)
 	}
 	if len(recipients) == 0 {
@@ -241,7 +227,7 @@ func (s *Service) evaluate(txn *store.Txn, pos uint64) ([]delivery, error) {
 		if err != nil {
 			return nil, err
 		}
-		nr := &store.NotificationRecord{Room: rec.Room, RoomID: ev.RoomID, Actions: rawActions, Highlight: should.Highlight, TS: time.Now().UnixMilli()}
+		nr := &store.NotificationRecord{Room: rec.Room, RoomID: ev.RoomID, Actions: rawActions, Highlight: should.Highlight, TS: time.Now().UnixMilli(), Thread: threadRoot(l.Content)}
 		if err := txn.PutNotification(u, pos, nr, MaxNotifications); err != nil {
 			return nil, err
 		}
@@ -324,20 +310,7 @@ func (s *Service) counts(txn *store.Txn, user string, room uint64) (store.PushCo
 	if rp == cnt.Read {
 		return cnt, nil
 	}
-	out := store.PushCountRecord{Read: rp}
-	err = txn.Notifications(user, 0, func(pos uint64, r *store.NotificationRecord) (bool, error) {
-		if pos <= rp {
-			return false, nil
-		}
-		if r.Room == room {
-			out.Notification++
-			if r.Highlight {
-				out.Highlight++
-			}
-		}
-		return true, nil
-	})
-	return out, err
+	return recount(txn, user, room, rp)
 }
 
 func (s *Service) onReceipt(user string, room uint64) error {
@@ -345,7 +318,13 @@ func (s *Service) onReceipt(user string, room uint64) error {
 		return nil
 	}
 	return s.st.Update(func(txn *store.Txn) error {
-		cnt, err := s.counts(txn, user, room)
+		// Always recount: a threaded receipt reads part of a room without moving the
+		// main/unthreaded position that counts() compares (threads.go).
+		rp, err := readPos(txn, user, room)
+		if err != nil {
+			return err
+		}
+		cnt, err := recount(txn, user, room, rp)
 		if err != nil {
 			return err
 		}
@@ -353,18 +332,18 @@ func (s *Service) onReceipt(user string, room uint64) error {
 	})
 }
 
-// Unread is the user's (highlight, notification) counts in a room for a /sync that reads up to
-// the stream position upto.
-func (s *Service) Unread(user string, room uint64, upto uint64) (highlight, notification int) {
-	s.waitEvaluated(upto, 2*time.Second)
-	var cnt store.PushCountRecord
-	err := s.st.View(func(txn *store.Txn) error {
-		var err error
-		cnt, err = s.counts(txn, user, room)
-		return err
-	})
+// AwaitCounts waits (at most two seconds) until the counts cover every event up to the stream
+// position upto. A /sync calls it once, before opening the read transaction it builds the
+// whole response in, so the counts it reads there match the events it returns.
+func (s *Service) AwaitCounts(upto uint64) { s.waitEvaluated(upto, 2*time.Second) }
+
+// UnreadIn is the user's (highlight, notification) counts in a room, read inside the caller's
+// transaction (after AwaitCounts): a /sync reads every room in one transaction, since each new
+// Badger transaction waits for the commits in flight.
+func (s *Service) UnreadIn(txn *store.Txn, user string, room uint64) (highlight, notification int, err error) {
+	cnt, err := s.counts(txn, user, room)
 	if err != nil {
-		s.log.Warn("push: unread counts", "user", user, "err", err)
+		return 0, 0, fmt.Errorf("push: unread counts of %s: %w", user, err)
 	}
-	return cnt.Highlight, cnt.Notification
+	return cnt.Highlight, cnt.Notification, nil
 }

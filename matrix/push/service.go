@@ -36,8 +36,10 @@ type Service struct {
 	cacheMu gosync.Mutex
 	cache   map[string]*pushrules.PushRuleset // evaluation rulesets by user
 
-	evaluated atomic.Uint64 // every event position <= evaluated has been evaluated
-	slowUntil atomic.Int64  // unix nanos until which Unread does not wait for evaluation
+	evaluated atomic.Uint64                     // every event position <= evaluated has been evaluated
+	slowUntil atomic.Int64                      // unix nanos until which AwaitCounts does not wait for evaluation
+	views     roomViews                         // room state for evaluation, by snapshot (evalroom.go)
+	skipUser  atomic.Pointer[func(string) bool] // users never evaluated for (SkipUsers)
 	progMu    gosync.Mutex
 	progress  chan struct{} // closed when evaluated advances
 	kick      chan struct{}

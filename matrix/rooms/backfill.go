@@ -24,8 +24,10 @@ import (
 // decides history visibility, which clients see the same way Synapse shows it for joined users.
 
 // Backfiller fetches up to limit events older than from from another server, verifies them
-// and stores them with StoreBackfilled. Set by the federation layer.
-type Backfiller func(ctx context.Context, roomID id.RoomID, from []id.EventID, limit int) error
+// and stores them: with StoreBackfilled when gap is 0 (history older than the timeline), else
+// with StoreGapFill into the gap before the timeline event at position gap (backfill_gap.go).
+// Set by the federation layer.
+type Backfiller func(ctx context.Context, roomID id.RoomID, from []id.EventID, limit int, gap uint64) error
 
 // SetBackfiller installs history fetching.
 func (s *Service) SetBackfiller(b Backfiller) { s.backfiller = b }
@@ -85,7 +87,7 @@ func (s *Service) fetchHistory(ctx context.Context, roomID id.RoomID, limit int)
 	if err != nil || !ok {
 		return false
 	}
-	if err := s.backfiller(ctx, roomID, from, limit); err != nil {
+	if err := s.backfiller(ctx, roomID, from, limit, 0); err != nil {
 		s.log.Info("backfill failed", "room_id", roomID, "err", err)
 		return false
 	}

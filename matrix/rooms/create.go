@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/hearth-home/hearth/matrix/events"
+	"github.com/hearth-home/hearth/matrix/invitefilter"
 	"github.com/hearth-home/hearth/matrix/merr"
 	"github.com/hearth-home/hearth/matrix/store"
 )
@@ -87,10 +88,10 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (id.RoomID,
 		cc[k] = v
 	}
 	cc["room_version"] = string(rv)
-	if !rv.RoomIDIsCreateEventID() && !rv.UpdatedRedactionRules() {
+	if !events.Base(rv).RoomIDIsCreateEventID() && !events.Base(rv).UpdatedRedactionRules() {
 		cc["creator"] = creator
 	}
-	if raw, ok := cc["additional_creators"]; ok && rv.PrivilegedRoomCreators() {
+	if raw, ok := cc["additional_creators"]; ok && events.Base(rv).PrivilegedRoomCreators() {
 		// MSC4289: a list of valid user IDs; anything else would make a room whose create
 		// event fails the auth rules everywhere.
 		list, ok := raw.([]any)
@@ -107,7 +108,7 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (id.RoomID,
 			}
 		}
 	}
-	if rv.PrivilegedRoomCreators() && preset == "trusted_private_chat" && len(req.Invite) > 0 {
+	if events.Base(rv).PrivilegedRoomCreators() && preset == "trusted_private_chat" && len(req.Invite) > 0 {
 		// Merge with creators the client named itself, without duplicates.
 		seen := map[string]bool{creator.String(): true}
 		var extra []string
@@ -129,6 +130,7 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (id.RoomID,
 	}
 
 	var roomID id.RoomID
+	var blocked error // an invitee refused (invite_permission.go): the room is made without them
 	err := s.st.Update(func(txn *store.Txn) error {
 		if alias != "" {
 			if _, err := txn.Alias(alias); err == nil {
@@ -140,14 +142,14 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (id.RoomID,
 		empty := ""
 		createT := events.Template{Type: "m.room.create", StateKey: &empty, Sender: creator, Content: content(cc)}
 		var rid id.RoomID
-		if !rv.RoomIDIsCreateEventID() {
+		if !events.Base(rv).RoomIDIsCreateEventID() {
 			rid = id.RoomID("!" + randomString(18) + ":" + s.server)
 		}
 		built, err := events.Build(rv, rid, createT, nil, nil, 1, s.now(), s.signer)
 		if err != nil {
 			return err
 		}
-		if rv.RoomIDIsCreateEventID() {
+		if events.Base(rv).RoomIDIsCreateEventID() {
 			if rid, err = events.RoomIDFor(built.PDU); err != nil {
 				return fmt.Errorf("derive room id: %w", err)
 			}
@@ -229,12 +231,15 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (id.RoomID,
 				return err
 			}
 		}
+		blocked = nil // this attempt's refusals only, should the transaction be retried
 		for _, u := range req.Invite {
 			c := map[string]any{"membership": "invite"}
 			if req.IsDirect {
 				c["is_direct"] = true
 			}
-			if err := state("m.room.member", u.String(), c); err != nil {
+			if err := state("m.room.member", u.String(), c); invitefilter.IsRefusal(err) {
+				blocked = err
+			} else if err != nil {
 				return err
 			}
 		}
@@ -251,6 +256,9 @@ func (s *Service) CreateRoom(ctx context.Context, req CreateRequest) (id.RoomID,
 		roomID = rid
 		return txn.PutRoom(nid, r.rec)
 	})
+	if err == nil && blocked != nil {
+		return roomID, createdWithoutInvite(roomID, blocked)
+	}
 	return roomID, err
 }
 
@@ -266,10 +274,10 @@ func contentOf(c any) jsontext.Value {
 
 func powerLevelContent(rv id.RoomVersion, creator id.UserID, preset string, req CreateRequest) map[string]any {
 	users := map[string]any{}
-	if !rv.PrivilegedRoomCreators() {
+	if !events.Base(rv).PrivilegedRoomCreators() {
 		users[creator.String()] = 100
 	}
-	if preset == "trusted_private_chat" && !rv.PrivilegedRoomCreators() {
+	if preset == "trusted_private_chat" && !events.Base(rv).PrivilegedRoomCreators() {
 		for _, u := range req.Invite {
 			users[u.String()] = 100
 		}
@@ -282,7 +290,7 @@ func powerLevelContent(rv id.RoomVersion, creator id.UserID, preset string, req 
 		"ban":            50,
 		"kick":           50,
 		"redact":         50,
-		"invite":         0,
+		"invite":         inviteLevel(preset),
 		"events": map[string]any{
 			"m.room.name":               50,
 			"m.room.power_levels":       100,
@@ -295,7 +303,7 @@ func powerLevelContent(rv id.RoomVersion, creator id.UserID, preset string, req 
 		},
 		"notifications": map[string]any{"room": 50},
 	}
-	if rv.PrivilegedRoomCreators() {
+	if events.Base(rv).PrivilegedRoomCreators() {
 		// Room v12: creators have infinite power, so replacing the room (a tombstone) needs
 		// a level above every admin's: 150, as MSC4289 recommends.
 		pl["events"].(map[string]any)["m.room.tombstone"] = 150
@@ -304,6 +312,16 @@ func powerLevelContent(rv id.RoomVersion, creator id.UserID, preset string, req 
 		pl[k] = v
 	}
 	return pl
+}
+
+// inviteLevel is the power needed to invite in a new room: a private chat lets every member
+// invite, while a public room keeps invites (and so the restricted joins a member may
+// authorise) to moderators, as Synapse does and as Complement's restricted-room tests expect.
+func inviteLevel(preset string) int {
+	if preset == "public_chat" {
+		return 50
+	}
+	return 0
 }
 
 const idAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

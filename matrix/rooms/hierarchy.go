@@ -21,8 +21,9 @@ import (
 // federation GET /v1/hierarchy/{roomId}). Both read the same data: a room's summary and its
 // m.space.child events; they differ in who asks (a local user or a remote server) and in
 // how far they go (the client walks the tree depth-first and pages, federation answers one
-// level). Only rooms known here are described: a child this server is not in is left out
-// (fetching it from a remote server's /hierarchy is left to the federation client).
+// level). The client walk describes rooms this server is in from its own state and asks the
+// servers named in a child link's via for the others (hierarchy_walk.go); the federation
+// answer describes only rooms known here.
 
 // Hierarchy bounds.
 const (
@@ -54,13 +55,55 @@ type HierarchyRoom struct {
 // child is a parsed, valid m.space.child link.
 type child struct {
 	ChildState
+	via       []string
 	order     string
 	hasOrder  bool
 	suggested bool
 }
 
-// spaceChildren reads the valid m.space.child events of a room (content.via a non-empty
-// array of strings), in the spec's order: by valid order key, then timestamp, then room ID.
+// parseChild checks one m.space.child event: a room ID as state key and content.via a
+// non-empty array of strings (a child without via has been removed from the space).
+func parseChild(cs ChildState) (child, bool) {
+	if cs.Type != "m.space.child" || !strings.HasPrefix(cs.StateKey, "!") {
+		return child{}, false
+	}
+	var c struct {
+		Via       []any `json:"via"`
+		Order     any   `json:"order"`
+		Suggested any   `json:"suggested"`
+	}
+	if json.Unmarshal(cs.Content, &c) != nil || !validVia(c.Via) {
+		return child{}, false
+	}
+	ch := child{ChildState: cs}
+	for _, v := range c.Via {
+		ch.via = append(ch.via, v.(string))
+	}
+	if o, ok := c.Order.(string); ok && validOrder(o) {
+		ch.order, ch.hasOrder = o, true
+	}
+	ch.suggested, _ = c.Suggested.(bool)
+	return ch, true
+}
+
+// sortChildren puts links in the spec's order: by valid order key, then timestamp, then room ID.
+func sortChildren(out []child) {
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.hasOrder != b.hasOrder {
+			return a.hasOrder
+		}
+		if a.hasOrder && a.order != b.order {
+			return a.order < b.order
+		}
+		if a.OriginServerTS != b.OriginServerTS {
+			return a.OriginServerTS < b.OriginServerTS
+		}
+		return a.StateKey < b.StateKey
+	})
+}
+
+// spaceChildren reads the valid m.space.child events of a room, in the spec's order.
 func (s *Service) spaceChildren(txn *store.Txn, nid uint64) ([]child, error) {
 	var out []child
 	err := txn.AllCurrentState(nid, func(sk, pos uint64) (bool, error) {
@@ -75,38 +118,15 @@ func (s *Service) spaceChildren(txn *store.Txn, nid uint64) ([]child, error) {
 		if err != nil {
 			return false, err
 		}
-		var c struct {
-			Via       []any `json:"via"`
-			Order     any   `json:"order"`
-			Suggested any   `json:"suggested"`
+		if ch, ok := parseChild(ChildState{Type: typ, StateKey: key, Sender: ev.Lite.Sender, Content: ev.Lite.Content, OriginServerTS: ev.Lite.OriginServerTS}); ok {
+			out = append(out, ch)
 		}
-		if json.Unmarshal(ev.Lite.Content, &c) != nil || !validVia(c.Via) {
-			return true, nil // a child without via has been removed from the space
-		}
-		ch := child{ChildState: ChildState{Type: typ, StateKey: key, Sender: ev.Lite.Sender, Content: ev.Lite.Content, OriginServerTS: ev.Lite.OriginServerTS}}
-		if o, ok := c.Order.(string); ok && validOrder(o) {
-			ch.order, ch.hasOrder = o, true
-		}
-		ch.suggested, _ = c.Suggested.(bool)
-		out = append(out, ch)
 		return true, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.hasOrder != b.hasOrder {
-			return a.hasOrder
-		}
-		if a.hasOrder && a.order != b.order {
-			return a.order < b.order
-		}
-		if a.OriginServerTS != b.OriginServerTS {
-			return a.OriginServerTS < b.OriginServerTS
-		}
-		return a.StateKey < b.StateKey
-	})
+	sortChildren(out)
 	return out, nil
 }
 
@@ -176,104 +196,6 @@ type HierarchyRequest struct {
 type HierarchyPage struct {
 	Rooms     []*HierarchyRoom
 	NextBatch string
-}
-
-// Hierarchy walks the space tree under root for a local user, depth-first (a space's
-// children follow it, each subtree before the next sibling), each room once, and returns the
-// rooms the user may see (joined or invited; or public, knockable, world-readable, or
-// restricted to a room the user is in). Rooms the user may not see are left out with their
-// subtrees. A root the user may not see (or an unknown one) is 403 M_FORBIDDEN.
-//
-// Pages are stateless: the token is the number of rooms already returned plus the walk's
-// parameters, and the next page walks again and skips them. The token refuses a change of
-// suggested_only or max_depth (400 M_INVALID_PARAM) as the spec requires.
-func (s *Service) Hierarchy(ctx context.Context, req HierarchyRequest) (*HierarchyPage, error) {
-	limit := req.Limit
-	if limit <= 0 {
-		limit = DefaultHierarchyLimit
-	}
-	limit = min(limit, MaxHierarchyLimit)
-	depth := req.MaxDepth
-	if depth < 0 {
-		depth = DefaultHierarchyDepth
-	}
-	depth = min(depth, MaxHierarchyDepth)
-	skip := 0
-	if req.From != "" {
-		n, err := parseHierarchyToken(req.From, req.Root, req.SuggestedOnly, depth)
-		if err != nil {
-			return nil, err
-		}
-		skip = n
-	}
-	page := &HierarchyPage{Rooms: []*HierarchyRoom{}}
-	err := s.st.View(func(txn *store.Txn) error {
-		rootNID, err := txn.RoomNID(req.Root.String())
-		if errors.Is(err, store.ErrNotFound) {
-			return merr.Forbidden("you are not allowed to view room %s", req.Root)
-		}
-		if err != nil {
-			return err
-		}
-		type entry struct {
-			nid   uint64
-			depth int
-		}
-		stack := []entry{{rootNID, 0}}
-		seen := map[uint64]bool{}
-		emitted := 0
-		for len(stack) > 0 && len(seen) < maxHierarchyWalk {
-			e := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if seen[e.nid] {
-				continue // loops are possible, though the spec forbids them
-			}
-			seen[e.nid] = true
-			hr, children, err := s.hierarchyRoom(txn, e.nid, req.SuggestedOnly)
-			if err != nil {
-				return err
-			}
-			ok, err := s.userMaySeeInHierarchy(txn, hr.Summary, req.User, e.nid)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				if e.nid == rootNID {
-					return merr.Forbidden("you are not allowed to view room %s", req.Root)
-				}
-				continue
-			}
-			if emitted >= skip {
-				if len(page.Rooms) == limit {
-					page.NextBatch = hierarchyToken(emitted, req.Root, req.SuggestedOnly, depth)
-					return nil
-				}
-				page.Rooms = append(page.Rooms, hr)
-			}
-			emitted++
-			if e.depth >= depth {
-				continue
-			}
-			// Push in reverse so the first child is walked next.
-			for i := len(children) - 1; i >= 0; i-- {
-				cn, err := txn.RoomNID(children[i].StateKey)
-				if errors.Is(err, store.ErrNotFound) {
-					continue // a room this server is not in
-				}
-				if err != nil {
-					return err
-				}
-				if !seen[cn] {
-					stack = append(stack, entry{cn, e.depth + 1})
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return page, nil
 }
 
 func (s *Service) userMaySeeInHierarchy(txn *store.Txn, sum *Summary, user id.UserID, nid uint64) (bool, error) {

@@ -20,6 +20,9 @@ type MemberChange struct {
 	Reason     string
 	IsDirect   bool
 	Extra      map[string]json.RawMessage // further content keys the client sent (join)
+	// System marks a change the server makes on the user's behalf (deactivation, room
+	// deletion): the membership guard (guard.go) does not apply to it.
+	System bool
 }
 
 // ChangeMembership sends an m.room.member event for the change after the checks the auth
@@ -51,7 +54,7 @@ func (s *Service) ChangeMembership(ctx context.Context, roomID id.RoomID, m Memb
 	}
 	if m.Membership == "join" {
 		if via, err := s.restrictedAuthoriser(ctx, roomID, m.Target); err != nil {
-			return nil, err
+			return nil, s.localJoinRefusal(ctx, roomID, err)
 		} else if via != "" {
 			c["join_authorised_via_users_server"] = via
 		}
@@ -59,6 +62,11 @@ func (s *Service) ChangeMembership(ctx context.Context, roomID id.RoomID, m Memb
 	cur, _, err := s.Membership(ctx, roomID, m.Target)
 	if err != nil {
 		return nil, err
+	}
+	if s.guard != nil && !m.System {
+		if err := s.guard.CheckMembership(ctx, roomID, m, cur); err != nil {
+			return nil, err
+		}
 	}
 	if m.Membership == "leave" && m.Sender == m.Target && cur == "" {
 		return nil, merr.Forbidden("you are not a member of this room")
@@ -89,57 +97,6 @@ func sameMemberContent(old json.RawMessage, c map[string]any) bool {
 		}
 	}
 	return true
-}
-
-// restrictedAuthoriser picks a local joined user who may invite, when the room's join rule is
-// restricted and the joiner qualifies through an allowed room. Empty when not needed.
-func (s *Service) restrictedAuthoriser(ctx context.Context, roomID id.RoomID, user id.UserID) (string, error) {
-	jr, err := s.CurrentState(ctx, roomID, "m.room.join_rules", "")
-	if err != nil || jr == nil {
-		return "", err
-	}
-	var c struct {
-		JoinRule string `json:"join_rule"`
-		Allow    []struct {
-			Type   string `json:"type"`
-			RoomID string `json:"room_id"`
-		} `json:"allow"`
-	}
-	_ = json.Unmarshal(jr.Lite.Content, &c)
-	if c.JoinRule != "restricted" && c.JoinRule != "knock_restricted" {
-		return "", nil
-	}
-	if cur, _, err := s.Membership(ctx, roomID, user); err != nil || cur == "join" || cur == "invite" {
-		return "", err
-	}
-	qualified := false
-	for _, a := range c.Allow {
-		if a.Type != "m.room_membership" {
-			continue
-		}
-		if m, _, err := s.Membership(ctx, id.RoomID(a.RoomID), user); err == nil && m == "join" {
-			qualified = true
-			break
-		}
-	}
-	if !qualified {
-		return "", merr.Forbidden("you are not a member of any room that grants access to this one")
-	}
-	pl, err := s.PowerLevels(ctx, roomID)
-	if err != nil {
-		return "", err
-	}
-	members, err := s.Members(ctx, roomID, "join")
-	if err != nil {
-		return "", err
-	}
-	for _, m := range members {
-		u := id.UserID(m)
-		if s.IsLocal(u) && pl.GetUserLevel(u) >= pl.Invite() {
-			return m, nil
-		}
-	}
-	return "", merr.Forbidden("no local member can authorise your join")
 }
 
 // Members lists the user IDs with a given membership ("" = any) in the room's current state.
@@ -245,7 +202,7 @@ func (s *Service) LeaveAll(ctx context.Context, user id.UserID) error {
 		return err
 	}
 	for _, r := range rooms {
-		if _, err := s.ChangeMembership(ctx, r, MemberChange{Sender: user, Target: user, Membership: "leave"}); err != nil {
+		if _, err := s.ChangeMembership(ctx, r, MemberChange{Sender: user, Target: user, Membership: "leave", System: true}); err != nil {
 			return err
 		}
 	}

@@ -28,7 +28,7 @@ func (s *Service) Redact(ctx context.Context, roomID id.RoomID, sender id.UserID
 		c["reason"] = reason
 	}
 	t := events.Template{Type: "m.room.redaction", Sender: sender}
-	if rv.RedactsInContent() {
+	if events.Base(rv).RedactsInContent() {
 		c["redacts"] = target
 	}
 	// Older room versions carry redacts at the top level; send both where the version allows.
@@ -119,7 +119,7 @@ func (s *Service) powerLevels(txn *store.Txn, nid uint64) (*event.PowerLevelsEve
 	if err != nil {
 		return nil, err
 	}
-	rv := id.RoomVersion(room.Version)
+	rv := events.Base(id.RoomVersion(room.Version))
 	if rv.PrivilegedRoomCreators() {
 		var cc struct {
 			Additional []id.UserID `json:"additional_creators"`

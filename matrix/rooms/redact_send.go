@@ -33,7 +33,7 @@ func (s *Service) SendRedaction(ctx context.Context, roomID id.RoomID, sender id
 	if err := s.mayRedact(roomID, sender, target); err != nil {
 		return nil, err
 	}
-	if !rv.RedactsInContent() {
+	if !events.Base(rv).RedactsInContent() {
 		delete(c, "redacts")
 	}
 	b, err := json.Marshal(c)

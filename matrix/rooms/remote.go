@@ -52,6 +52,12 @@ type ReceiveOpts struct {
 	// (/state_ids), used when the event's prev events cannot be fetched. All of its events must
 	// be stored (as outliers at least).
 	StateBefore []id.EventID
+	// PrevStates gives, for prev events that have no place in the DAG here (never seen, or
+	// stored only as outliers), the state before each as another server reported it
+	// (/state_ids at that prev event). The prev event itself must be stored (as an outlier at
+	// least); it is laid over that state when it is an accepted state event, which makes the
+	// state after it. Prev events not listed here must be in the DAG.
+	PrevStates map[id.EventID][]id.EventID
 }
 
 // Received says what became of a remote event.
@@ -141,26 +147,29 @@ func (s *Service) Receive(ctx context.Context, ev Remote, getKey pdu.GetKeyFunc,
 
 func (s *Service) receive(ctx context.Context, txn *store.Txn, r *room, ev Remote, getKey pdu.GetKeyFunc, o ReceiveOpts) (*Received, error) {
 	rv := id.RoomVersion(r.rec.Version)
-	if miss, err := missing(txn, ev.PDU, o.StateBefore != nil); err != nil {
+	if miss, err := missing(txn, ev.PDU, o); err != nil {
 		return nil, err
 	} else if miss != nil {
 		return nil, miss
 	}
 	get := s.getEvents(txn)
-	// Step 4: the event must pass the auth rules with its own auth events.
-	if err := events.AuthorizeEvent(rv, ev.PDU, nil, get, getKey); err != nil {
-		return s.keepRejected(txn, r, ev, 0, fmt.Sprintf("auth events: %v", err))
-	}
+	// The state before is worked out even for an event that step 4 rejects: a rejected event
+	// keeps it as its state after (it changes nothing), and a later event may name the
+	// rejected one among its prev events.
 	var before uint64
 	var beforeMap map[uint64]uint64
 	var err error
 	if o.StateBefore != nil {
 		before, beforeMap, err = stateFromIDs(txn, o.StateBefore)
 	} else {
-		before, beforeMap, err = s.stateBefore(ctx, txn, r, ev.PDU)
+		before, beforeMap, err = s.stateBefore(ctx, txn, r, ev.PDU, o.PrevStates)
 	}
 	if err != nil {
 		return nil, err
+	}
+	// Step 4: the event must pass the auth rules with its own auth events.
+	if err := events.AuthorizeEvent(rv, ev.PDU, nil, get, getKey); err != nil {
+		return s.keepRejected(txn, r, ev, before, fmt.Sprintf("auth events: %v", err))
 	}
 	// Step 5: ... and with the state before it.
 	if err := s.authorizeAgainst(txn, rv, ev.PDU, beforeMap, get, getKey); err != nil {
@@ -196,6 +205,11 @@ func (s *Service) receive(ctx context.Context, txn *store.Txn, r *room, ev Remot
 			return nil, err
 		}
 	}
+	if o.StateBefore != nil || len(o.PrevStates) > 0 { // history before it may be missing (backfill_gap.go)
+		if err := flagGap(txn, rec, ev.PDU); err != nil {
+			return nil, err
+		}
+	}
 	if err := txn.PutEvent(pos, rec); err != nil {
 		return nil, err
 	}
@@ -218,9 +232,13 @@ func (s *Service) receive(ctx context.Context, txn *store.Txn, r *room, ev Remot
 
 // advance moves the room's forward extremities and current state past a newly accepted event.
 func (s *Service) advance(ctx context.Context, txn *store.Txn, r *room, ev Remote, pos, after uint64) error {
+	behind, err := behindRejected(txn, ev.PDU.PrevEvents)
+	if err != nil {
+		return err
+	}
 	ext := []string{ev.ID.String()}
 	for _, x := range r.rec.Extremities {
-		if !slices.Contains(ev.PDU.PrevEvents, id.EventID(x)) && x != ev.ID.String() {
+		if !slices.Contains(ev.PDU.PrevEvents, id.EventID(x)) && x != ev.ID.String() && !behind[id.EventID(x)] {
 			ext = append(ext, x)
 		}
 	}
@@ -256,6 +274,47 @@ func (s *Service) advance(ctx context.Context, txn *store.Txn, r *room, ev Remot
 	}
 	r.rec.Latest = pos
 	return nil
+}
+
+// maxRejectedWalk bounds the walk of behindRejected.
+const maxRejectedWalk = 100
+
+// behindRejected lists the events that prevs reach through rejected or soft-failed events
+// (which never become forward extremities). A new event building on such an event supersedes
+// them as extremities although it does not name them; otherwise each rejected link in a chain
+// would leave its predecessor as an extremity for good. Synapse does the same.
+func behindRejected(txn *store.Txn, prevs []id.EventID) (map[id.EventID]bool, error) {
+	out := map[id.EventID]bool{}
+	queue := slices.Clone(prevs)
+	for steps := 0; len(queue) > 0 && steps < maxRejectedWalk; steps++ {
+		e := queue[0]
+		queue = queue[1:]
+		pos, err := txn.EventPos(e.String())
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		rec, err := txn.Event(pos)
+		if err != nil {
+			return nil, err
+		}
+		if rec.Flags&store.FlagOutlier != 0 || rec.Flags&(store.FlagRejected|store.FlagSoftFailed) == 0 {
+			continue
+		}
+		p, err := events.Parse(rec.PDU)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: %w", e, err)
+		}
+		for _, pe := range p.PrevEvents {
+			if !out[pe] {
+				out[pe] = true
+				queue = append(queue, pe)
+			}
+		}
+	}
+	return out, nil
 }
 
 // setCurrent makes snapshot nid the room's current state, rewriting the current-state index and
@@ -320,10 +379,21 @@ func (s *Service) syncMembership(txn *store.Txn, r *room, sk, pos uint64) error 
 }
 
 // stateBefore is the state before an event: its single prev event's state after, or the
-// resolution of all of its prev events' states.
-func (s *Service) stateBefore(ctx context.Context, txn *store.Txn, r *room, p *pdu.PDU) (uint64, map[uint64]uint64, error) {
+// resolution of all of its prev events' states. Prev events in reported (ReceiveOpts.PrevStates)
+// take their state after from there.
+func (s *Service) stateBefore(ctx context.Context, txn *store.Txn, r *room, p *pdu.PDU, reported map[id.EventID][]id.EventID) (uint64, map[uint64]uint64, error) {
 	sets := make([]uint64, 0, len(p.PrevEvents))
 	for _, pe := range p.PrevEvents {
+		if st, ok := reported[pe]; ok {
+			nid, err := reportedStateAfter(txn, pe, st)
+			if err != nil {
+				return 0, nil, err
+			}
+			if !slices.Contains(sets, nid) {
+				sets = append(sets, nid)
+			}
+			continue
+		}
 		pos, err := txn.EventPos(pe.String())
 		if err != nil {
 			return 0, nil, fmt.Errorf("prev event %s: %w", pe, err)
@@ -435,7 +505,7 @@ func (s *Service) snapshotFor(txn *store.Txn, base uint64, baseMap, to map[uint6
 // event's own auth_events (steps 5 and 6 of the checks on receipt).
 func (s *Service) authorizeAgainst(txn *store.Txn, rv id.RoomVersion, p *pdu.PDU, state map[uint64]uint64, get eventauth.GetEventsFunc, getKey pdu.GetKeyFunc) error {
 	auth := []*pdu.PDU{}
-	for _, k := range p.AuthEventSelection(rv) {
+	for _, k := range p.AuthEventSelection(events.Base(rv)) {
 		sk, err := txn.StateKeyNID(k.Type, k.StateKey, false)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
@@ -473,12 +543,15 @@ func (s *Service) keepRejected(txn *store.Txn, r *room, ev Remote, before uint64
 
 // missing lists the prev and auth events of p that are not stored. A prev event stored only as
 // an outlier counts as missing: its state is not known, so the state before p cannot be
-// computed from it.
-func missing(txn *store.Txn, p *pdu.PDU, statePresent bool) (*MissingEventsError, error) {
+// computed from it. Prev events whose state o carries count as present.
+func missing(txn *store.Txn, p *pdu.PDU, o ReceiveOpts) (*MissingEventsError, error) {
 	var m MissingEventsError
 	for _, e := range p.PrevEvents {
-		if statePresent {
+		if o.StateBefore != nil {
 			break
+		}
+		if _, ok := o.PrevStates[e]; ok {
+			continue
 		}
 		pos, err := txn.EventPos(e.String())
 		if errors.Is(err, store.ErrNotFound) {
@@ -555,6 +628,41 @@ func stateFromIDs(txn *store.Txn, ids []id.EventID) (uint64, map[uint64]uint64, 
 	}
 	nid, err := txn.PutSnapshot(&store.Snapshot{Entries: full})
 	return nid, full, err
+}
+
+// reportedStateAfter stores the state after prev event pe, given the state before it as another
+// server reported it: that state with pe laid over it when pe is an accepted state event.
+func reportedStateAfter(txn *store.Txn, pe id.EventID, stateBefore []id.EventID) (uint64, error) {
+	nid, full, err := stateFromIDs(txn, stateBefore)
+	if err != nil {
+		return 0, fmt.Errorf("state before prev event %s: %w", pe, err)
+	}
+	pos, err := txn.EventPos(pe.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, &MissingEventsError{Prev: []id.EventID{pe}}
+	}
+	if err != nil {
+		return 0, err
+	}
+	rec, err := txn.Event(pos)
+	if err != nil {
+		return 0, err
+	}
+	if rec.Flags&store.FlagRejected != 0 {
+		return nid, nil
+	}
+	p, err := events.Parse(rec.PDU)
+	if err != nil {
+		return 0, fmt.Errorf("prev event %s: %w", pe, err)
+	}
+	if p.StateKey == nil {
+		return nid, nil
+	}
+	sk, err := txn.StateKeyNID(p.Type, *p.StateKey, true)
+	if err != nil {
+		return 0, err
+	}
+	return txn.PutSnapshot(&store.Snapshot{Entries: maps1(full, sk, pos)})
 }
 
 // Extremities returns a room's forward extremities (the earliest_events of get_missing_events).

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"maunium.net/go/mautrix/id"
 
@@ -93,7 +92,6 @@ func (s *Service) StoreStubMembership(ctx context.Context, rv id.RoomVersion, ev
 // server as an outlier, points the user's membership index at it and wakes their /sync.
 // unlessResident skips rooms this server is in (their events arrive through /send).
 func (s *Service) storeOutlierMembership(rv id.RoomVersion, ev Remote, stripped json.RawMessage, unlessResident bool) error {
-	target := id.UserID(*ev.PDU.StateKey)
 	nid, err := s.ensureRoom(ev.PDU.RoomID, rv)
 	if err != nil {
 		return err
@@ -110,34 +108,41 @@ func (s *Service) storeOutlierMembership(rv id.RoomVersion, ev Remote, stripped 
 				return err
 			}
 		}
-		if _, err := txn.EventPos(ev.ID.String()); err == nil {
-			return nil
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		pos, err := txn.AllocPos(store.KindEvent)
-		if err != nil {
-			return err
-		}
-		if err := txn.PutEvent(pos, &store.EventRecord{Room: nid, ID: ev.ID.String(), PDU: ev.JSON, Flags: store.FlagOutlier}); err != nil {
-			return err
-		}
-		if len(stripped) > 0 && r.rec.Stub {
-			r.rec.InviteState = stripped
-		}
-		r.rec.Latest = max(r.rec.Latest, pos)
-		m := membershipOf(ev.PDU)
-		if err := txn.SetMembership(target.String(), nid, m, pos); err != nil {
-			return err
-		}
-		if m == "invite" {
-			if err := txn.SetForgotten(target.String(), nid, false); err != nil {
-				return err
-			}
-		}
-		txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: m})
-		return txn.PutRoom(nid, r.rec)
+		return putOutlierMembership(txn, r, ev, stripped)
 	})
+}
+
+// putOutlierMembership stores a local user's membership event as an outlier of room r (once),
+// points the user's membership index at it and notes the change for their /sync.
+func putOutlierMembership(txn *store.Txn, r *room, ev Remote, stripped json.RawMessage) error {
+	target, nid := id.UserID(*ev.PDU.StateKey), r.nid
+	if _, err := txn.EventPos(ev.ID.String()); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	pos, err := txn.AllocPos(store.KindEvent)
+	if err != nil {
+		return err
+	}
+	if err := txn.PutEvent(pos, &store.EventRecord{Room: nid, ID: ev.ID.String(), PDU: ev.JSON, Flags: store.FlagOutlier}); err != nil {
+		return err
+	}
+	if len(stripped) > 0 && r.rec.Stub {
+		r.rec.InviteState = stripped
+	}
+	r.rec.Latest = max(r.rec.Latest, pos)
+	m := membershipOf(ev.PDU)
+	if err := txn.SetMembership(target.String(), nid, m, pos); err != nil {
+		return err
+	}
+	if m == "invite" {
+		if err := txn.SetForgotten(target.String(), nid, false); err != nil {
+			return err
+		}
+	}
+	txn.Notify(pos, change.Change{Pos: pos, Kind: change.Event, Room: nid, RoomID: r.rec.ID, EventID: ev.ID.String(), EventType: ev.PDU.Type, StateKey: ev.PDU.StateKey, Sender: ev.PDU.Sender.String(), Membership: m})
+	return txn.PutRoom(nid, r.rec)
 }
 
 // IsStub reports whether a room is known only through an invite or knock.
@@ -177,7 +182,8 @@ func (s *Service) StrippedState(ctx context.Context, roomID id.RoomID) ([]events
 }
 
 // StubServers names the servers to reach a stub room through for user: the server of whoever
-// sent the user's invite (or of the user's own knock target) and the room ID's server.
+// sent the user's latest membership (the inviter). The room ID's server is the client API's
+// last resort, not named here.
 func (s *Service) StubServers(ctx context.Context, roomID id.RoomID, user id.UserID) ([]string, error) {
 	var out []string
 	err := s.st.View(func(txn *store.Txn) error {
@@ -203,8 +209,5 @@ func (s *Service) StubServers(ctx context.Context, roomID id.RoomID, user id.Use
 		out = append(out, id.UserID(l.Sender).Homeserver())
 		return nil
 	})
-	if _, srv, ok := strings.Cut(roomID.String(), ":"); ok {
-		out = append(out, srv)
-	}
 	return out, err
 }

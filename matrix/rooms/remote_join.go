@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 
 	"maunium.net/go/mautrix/federation/pdu"
@@ -188,6 +189,9 @@ func (s *Service) ImportJoin(ctx context.Context, roomID id.RoomID, state []id.E
 		if _, err := txn.EventPos(join.ID.String()); err == nil {
 			return merr.BadJSON("join event %s is already known", join.ID)
 		}
+		if err := flagRejoinGap(txn, nid, rec, join.PDU); err != nil { // backfill_gap.go
+			return err
+		}
 		if err := txn.PutEvent(pos, rec); err != nil {
 			return err
 		}
@@ -231,7 +235,12 @@ func (s *Service) stageJoinState(ctx context.Context, nid uint64, ids []id.Event
 	full := make(map[uint64]uint64, len(ids))
 	for start := 0; start < len(ids); start += importStateBatch {
 		chunk := ids[start:min(start+importStateBatch, len(ids))]
+		// The store retries a transaction that conflicts (two joins creating the same
+		// state-key NID); rows of a failed attempt must not reach full, or it would name
+		// state-key NIDs that were never committed.
+		var rows map[uint64]uint64
 		err := s.st.Update(func(txn *store.Txn) error {
+			rows = make(map[uint64]uint64, len(chunk))
 			for _, e := range chunk {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -258,13 +267,14 @@ func (s *Service) stageJoinState(ctx context.Context, nid uint64, ids []id.Event
 				if err := txn.SetCurrentState(nid, sk, pos); err != nil {
 					return err
 				}
-				full[sk] = pos
+				rows[sk] = pos
 			}
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("stage join state: %w", err)
 		}
+		maps.Copy(full, rows)
 	}
 	return full, nil
 }

@@ -48,7 +48,7 @@ func (s *Service) MakeMembership(ctx context.Context, roomID id.RoomID, user id.
 		t := events.Template{Type: "m.room.member", StateKey: &sk, Sender: user, Content: content(c)}
 		probe := &pdu.PDU{Type: t.Type, StateKey: t.StateKey, Sender: t.Sender, Content: t.Content}
 		var authIDs []id.EventID
-		for _, k := range probe.AuthEventSelection(rv) {
+		for _, k := range probe.AuthEventSelection(events.Base(rv)) {
 			ev, err := s.currentStateEvent(txn, r.nid, k.Type, k.StateKey)
 			if err != nil {
 				return err

@@ -33,9 +33,12 @@ type Service struct {
 	locks      [64]sync.Mutex
 	prof       Profiles
 	defVer     id.RoomVersion
-	resolve    Resolver      // state resolution for forks (remote.go)
-	inviter    RemoteInviter // countersigning of invites to remote users (remote_invite.go)
-	backfiller Backfiller    // history from other servers (backfill.go)
+	resolve    Resolver         // state resolution for forks (remote.go)
+	inviter    RemoteInviter    // countersigning of invites to remote users (remote_invite.go)
+	backfiller Backfiller       // history from other servers (backfill.go)
+	guard      MembershipGuard  // rules of other packages on membership changes (guard.go)
+	hierFetch  HierarchyFetcher // remote spaces for the client walk (hierarchy_remote.go)
+	tsFetch    TimestampFetcher // jump to date on other servers (timestamp_remote.go)
 
 	serversMu sync.Mutex
 	servers   map[uint64]serversEntry // joined servers per room at a snapshot (fedread.go)
@@ -93,6 +96,9 @@ type Appended struct {
 type SendOpts struct {
 	Device string // sending device, for unsigned.transaction_id
 	TxnID  string
+	// TS is the origin_server_ts to give the event instead of the clock (an application
+	// service's ?ts, spec: timestamp massaging); 0 means now.
+	TS int64
 }
 
 // Send appends one event to a room after checking it against the auth rules.
@@ -203,7 +209,7 @@ func (s *Service) appendEvent(txn *store.Txn, r *room, t events.Template, o Send
 	// Auth events: selected from current state by the spec's algorithm.
 	probe := &pdu.PDU{Type: t.Type, StateKey: t.StateKey, Sender: t.Sender, Content: t.Content}
 	var authIDs []id.EventID
-	for _, k := range probe.AuthEventSelection(rv) {
+	for _, k := range probe.AuthEventSelection(events.Base(rv)) {
 		ev, err := s.currentStateEvent(txn, r.nid, k.Type, k.StateKey)
 		if err != nil {
 			return nil, err
@@ -217,11 +223,18 @@ func (s *Service) appendEvent(txn *store.Txn, r *room, t events.Template, o Send
 		prev = append(prev, id.EventID(e))
 	}
 	t.RefHashes = events.RefHashesFrom(s.getEvents(txn)) // v1/v2 rooms reference by hash too
-	built, err := events.Build(rv, id.RoomID(r.rec.ID), t, prev, authIDs, r.rec.Depth+1, s.now(), s.signer)
+	now := s.now()
+	if o.TS > 0 {
+		now = time.UnixMilli(o.TS)
+	}
+	built, err := events.Build(rv, id.RoomID(r.rec.ID), t, prev, authIDs, r.rec.Depth+1, now, s.signer)
 	if err != nil {
 		return nil, err
 	}
 	if err := events.AuthorizeLocal(rv, built.PDU, s.getEvents(txn), s.signer); err != nil {
+		return nil, err
+	}
+	if err := s.refuseBlockedInvite(txn, built.PDU); err != nil { // invite_permission.go
 		return nil, err
 	}
 	if built, err = s.countersignInvite(txn, r, built); err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/hearth-home/hearth/matrix/events"
 	"github.com/hearth-home/hearth/matrix/filter"
-	"github.com/hearth-home/hearth/matrix/ignore"
 	"github.com/hearth-home/hearth/matrix/merr"
 	"github.com/hearth-home/hearth/matrix/store"
 )
@@ -23,8 +22,12 @@ import (
 // Token formats a room pagination token.
 func Token(pos uint64) string { return "t" + strconv.FormatUint(pos, 10) }
 
-// ParseToken reads a room or sync token.
+// ParseToken reads a room or sync token as a stream position. A token inside a gap
+// (backfill_gap.go) reads as the position just before the gap event.
 func ParseToken(tok string) (uint64, error) {
+	if gap, _, ok, err := parseGapToken(tok); ok || err != nil {
+		return gap - 1, err
+	}
 	if len(tok) < 2 || (tok[0] != 't' && tok[0] != 's') {
 		return 0, merr.InvalidParam("invalid pagination token %q", tok)
 	}
@@ -46,7 +49,8 @@ type Page struct {
 	End    string // empty when there is nothing further
 	State  []*Event
 
-	exhausted bool // paged backwards past the oldest known event (backfill.go)
+	exhausted bool   // paged backwards past the oldest known event (backfill.go)
+	openGap   uint64 // paging back stopped at the gap before this timeline event (backfill_gap.go)
 }
 
 // MessagesRequest is a parsed /messages query.
@@ -58,166 +62,6 @@ type MessagesRequest struct {
 	Backwards bool
 	Limit     int
 	Filter    *filter.RoomEventFilter
-}
-
-// Messages pages through a room's timeline as the user is allowed to see it. Paging back past
-// the oldest event known here fetches older history from another server first, when the room
-// has any (backfill.go).
-func (s *Service) Messages(ctx context.Context, req MessagesRequest) (*Page, error) {
-	page, err := s.messages(ctx, req)
-	if err != nil || !page.exhausted || len(page.Events) >= req.Limit {
-		return page, err
-	}
-	if !s.fetchHistory(ctx, req.RoomID, max(req.Limit, 10)) {
-		return page, nil
-	}
-	return s.messages(ctx, req)
-}
-
-func (s *Service) messages(ctx context.Context, req MessagesRequest) (*Page, error) {
-	if req.Limit <= 0 {
-		req.Limit = 10
-	}
-	if req.Limit > 1000 {
-		req.Limit = 1000
-	}
-	page := &Page{Events: []*Event{}}
-	err := s.st.View(func(txn *store.Txn) error {
-		nid, err := txn.RoomNID(req.RoomID.String())
-		if errors.Is(err, store.ErrNotFound) {
-			return merr.Forbidden("you are not allowed to view this room")
-		}
-		if err != nil {
-			return err
-		}
-		viewer, err := NewViewer(txn, nid, req.User.String())
-		if err != nil {
-			return err
-		}
-		if viewer.current == "leave" || viewer.current == "ban" {
-			if gone, err := txn.Forgotten(req.User.String(), nid); err != nil {
-				return err
-			} else if gone {
-				return merr.Forbidden("you have forgotten this room")
-			}
-		}
-		if viewer.current == "" {
-			if ok, err := s.worldReadable(txn, nid); err != nil || !ok {
-				if err != nil {
-					return err
-				}
-				return merr.Forbidden("you are not allowed to view this room")
-			}
-		}
-		var from, fromSeq uint64
-		inHistory := false // the From token is in the backfill order (backfill.go)
-		if req.From != "" {
-			if inHistory, fromSeq, err = parseHistoryToken(req.From); err != nil {
-				return err
-			} else if !inHistory {
-				if from, err = ParseToken(req.From); err != nil {
-					return err
-				}
-			}
-		} else if req.Backwards {
-			from = s.st.Stream().Watermark()
-		}
-		var to uint64
-		hasTo := req.To != "" && req.To[0] != 'b'
-		if hasTo {
-			if to, err = ParseToken(req.To); err != nil {
-				return err
-			}
-		}
-		ign, err := ignore.Load(txn, req.User.String()) // ignored users' events are hidden
-		if err != nil {
-			return err
-		}
-		page.Start = req.From
-		if page.Start == "" {
-			page.Start = Token(from)
-		}
-		last := page.Start
-		scanned := 0
-		stopped := false
-		visit := func(pos uint64, tok string) (bool, error) {
-			scanned++
-			ev, err := loadEvent(txn, pos, req.RoomID.String())
-			if err != nil {
-				return false, err
-			}
-			last = tok
-			ok, err := viewer.CanSee(ev)
-			if err != nil {
-				return false, err
-			}
-			if ok && !ign.Hides(ev.Lite.Sender, ev.Lite.StateKey != nil) && req.Filter.Match(req.RoomID.String(), ev.Lite.Type, ev.Lite.Sender, ev.Lite.Content) {
-				page.Events = append(page.Events, ev)
-			}
-			// Bound the work of one request even when a filter matches nothing.
-			more := len(page.Events) < req.Limit && scanned < req.Limit*50
-			stopped = !more
-			return more, nil
-		}
-		timeline := func(start uint64) error {
-			return txn.Timeline(nid, start, req.Backwards, func(pos uint64) (bool, error) {
-				if hasTo && ((req.Backwards && pos <= to) || (!req.Backwards && pos > to)) {
-					last, stopped = Token(to), true
-					return false, nil
-				}
-				tok := Token(pos)
-				if req.Backwards {
-					tok = Token(pos - 1)
-				}
-				return visit(pos, tok)
-			})
-		}
-		history := func(seq uint64, descending bool) error {
-			return txn.Backfilled(nid, seq, descending, func(seq, pos uint64) (bool, error) {
-				tok := backfillToken(seq)
-				if descending {
-					tok = backfillToken(seq - 1)
-				}
-				return visit(pos, tok)
-			})
-		}
-		switch {
-		case req.Backwards && !inHistory:
-			if err := timeline(from + 1); err != nil {
-				return err
-			}
-			if !stopped && !hasTo {
-				err = history(1, false)
-			}
-		case req.Backwards:
-			err = history(fromSeq+1, false)
-		case inHistory:
-			if fromSeq > 0 {
-				err = history(fromSeq, true)
-			}
-			if err == nil && !stopped {
-				err = timeline(1)
-			}
-		default:
-			err = timeline(from + 1)
-		}
-		if err != nil {
-			return err
-		}
-		if last != page.Start || len(page.Events) > 0 {
-			page.End = last
-		}
-		// Paging back past everything known: the caller may fetch older history.
-		page.exhausted = req.Backwards && !stopped && !hasTo
-		if req.Filter != nil && req.Filter.LazyLoadMembers {
-			page.State, err = membersFor(txn, nid, req.RoomID.String(), page.Events)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return page, nil
 }
 
 // membersFor returns the current member events of the senders of evs (lazy loading).
@@ -293,11 +137,15 @@ func (s *Service) Context(ctx context.Context, user id.UserID, roomID id.RoomID,
 	res := &ContextResult{Event: target, Before: []*Event{}, After: []*Event{}}
 	before := limit / 2
 	after := limit - before
-	bp, err := s.Messages(ctx, MessagesRequest{User: user, RoomID: roomID, From: Token(target.Pos - 1), Backwards: true, Limit: max(before, 1), Filter: f})
+	beforeTok, afterTok, err := s.contextTokens(target) // context_order.go
 	if err != nil {
 		return nil, err
 	}
-	ap, err := s.Messages(ctx, MessagesRequest{User: user, RoomID: roomID, From: Token(target.Pos), Limit: max(after, 1), Filter: f})
+	bp, err := s.Messages(ctx, MessagesRequest{User: user, RoomID: roomID, From: beforeTok, Backwards: true, Limit: max(before, 1), Filter: f})
+	if err != nil {
+		return nil, err
+	}
+	ap, err := s.Messages(ctx, MessagesRequest{User: user, RoomID: roomID, From: afterTok, Limit: max(after, 1), Filter: f})
 	if err != nil {
 		return nil, err
 	}
@@ -307,13 +155,15 @@ func (s *Service) Context(ctx context.Context, user id.UserID, roomID id.RoomID,
 	if after > 0 {
 		res.After = ap.Events
 	}
+	// With no events asked for on a side, its token is the boundary at the event itself (the
+	// page fetched one event only to learn whether there is anything there).
 	res.Start = bp.End
-	if res.Start == "" {
-		res.Start = Token(target.Pos - 1)
+	if res.Start == "" || before == 0 {
+		res.Start = beforeTok
 	}
 	res.End = ap.End
-	if res.End == "" {
-		res.End = Token(target.Pos)
+	if res.End == "" || after == 0 {
+		res.End = afterTok
 	}
 	err = s.st.View(func(txn *store.Txn) error {
 		if f != nil && f.LazyLoadMembers {

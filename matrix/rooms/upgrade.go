@@ -57,7 +57,7 @@ func (s *Service) UpgradeRoom(ctx context.Context, req UpgradeRequest) (id.RoomI
 		return "", err
 	}
 	var extra []id.UserID
-	if req.NewVersion.PrivilegedRoomCreators() {
+	if events.Base(req.NewVersion).PrivilegedRoomCreators() {
 		seen := map[id.UserID]bool{req.Sender: true}
 		for _, u := range req.AdditionalCreators {
 			if _, _, err := u.ParseAndValidateRelaxed(); err != nil || !strings.HasPrefix(string(u), "@") {
@@ -127,14 +127,14 @@ func (u *upgrade) run(oldNID uint64) error {
 			cc["m.federate"] = false
 		}
 	}
-	if rv.CreatorInContent() {
+	if events.Base(rv).CreatorInContent() {
 		cc["creator"] = sender
 	}
-	if rv.PrivilegedRoomCreators() && len(u.extra) > 0 {
+	if events.Base(rv).PrivilegedRoomCreators() && len(u.extra) > 0 {
 		cc["additional_creators"] = u.extra
 	}
 	pred := map[string]any{"room_id": u.old.rec.ID}
-	if !rv.RoomIDIsCreateEventID() {
+	if !events.Base(rv).RoomIDIsCreateEventID() {
 		// The room ID is chosen here, so the tombstone can name it before the new room
 		// exists, and the new room's predecessor can name the tombstone. From v12 the room
 		// ID is the create event's hash, so the tombstone follows the new room instead and
@@ -176,7 +176,7 @@ func (u *upgrade) run(oldNID uint64) error {
 			return err
 		}
 	}
-	if rv.RoomIDIsCreateEventID() {
+	if events.Base(rv).RoomIDIsCreateEventID() {
 		if _, err := u.tombstone(); err != nil {
 			return err
 		}
@@ -239,7 +239,7 @@ func (u *upgrade) createRoom(cc map[string]any) error {
 	if err != nil {
 		return err
 	}
-	if rv.RoomIDIsCreateEventID() {
+	if events.Base(rv).RoomIDIsCreateEventID() {
 		if u.newID, err = events.RoomIDFor(built.PDU); err != nil {
 			return fmt.Errorf("derive room id: %w", err)
 		}
@@ -311,7 +311,7 @@ func (u *upgrade) copyState() error {
 	for _, v := range evLevels {
 		needed = max(needed, levelOf(v, 0))
 	}
-	if oldRV.PrivilegedRoomCreators() && !rv.PrivilegedRoomCreators() {
+	if events.Base(oldRV).PrivilegedRoomCreators() && !events.Base(rv).PrivilegedRoomCreators() {
 		// The old room's creators had unlimited power, which the new version cannot express:
 		// they become admins at the highest level in use.
 		top := max(100, needed)
@@ -326,7 +326,7 @@ func (u *upgrade) copyState() error {
 	}
 	final := maps.Clone(users)
 	raised := false
-	if rv.PrivilegedRoomCreators() {
+	if events.Base(rv).PrivilegedRoomCreators() {
 		// Creators cannot appear in the power levels (auth rule 9.4 of v12).
 		for _, c := range append([]id.UserID{u.req.Sender}, u.extra...) {
 			delete(users, c.String())

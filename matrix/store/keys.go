@@ -381,7 +381,42 @@ func deviceCryptoKey(name string) []byte { return key(pDeviceCrypto, []byte(name
 
 const (
 	pBackfill byte = 0x78 // bf  | <room nid> <seq>                 -> <event pos> (history older than the room's timeline; seq grows into the past)
+	pGap      byte = 0x79 // gap | <room nid> <gap event pos>       -> GapRecord (history missing before a timeline event; dag_gaps.go)
+	pGapFill  byte = 0x7A // gf  | <room nid> <gap event pos> <seq> -> <event pos> (history fetched into that gap; seq grows into the past)
 )
+
+func gapKey(room, gap uint64) []byte          { return key(pGap, be64(room), be64(gap)) }
+func gapFillKey(room, gap, seq uint64) []byte { return key(pGapFill, be64(room), be64(gap), be64(seq)) }
+func gapFillPrefix(room, gap uint64) []byte   { return key(pGapFill, be64(room), be64(gap)) }
+
+// Jump to date (tsindex.go): every event of every room by timestamp, built lazily from the
+// ev| records up to the stream position kept in meta "tsx_mark".
+const (
+	pTSIndex byte = 0x7E // tsx | <room nid> <ts + 2^63> <depth> <pos> -> empty
+)
+
+func tsIndexKey(room uint64, ts int64, depth, pos uint64) []byte {
+	return key(pTSIndex, be64(room), be64(uint64(ts)^1<<63), be64(depth), be64(pos))
+}
+func tsIndexPrefix(room uint64) []byte { return key(pTSIndex, be64(room)) }
 
 func backfillKey(room, seq uint64) []byte { return key(pBackfill, be64(room), be64(seq)) }
 func backfillPrefix(room uint64) []byte   { return key(pBackfill, be64(room)) }
+
+// Delayed events (matrix/delayed, MSC4140; accessors in delayed.go). Range 0x90-0x93.
+const (
+	pDelayed     byte = 0x90 // dly  | delay_id                                   -> scheduled delayed event (JSON owned by matrix/delayed)
+	pDelayedUser byte = 0x91 // dlyu | user_id 0x00 delay_id                      -> empty (a user's scheduled delayed events)
+	pDelayedTxn  byte = 0x92 // dlyt | user_id 0x00 device_id 0x00 txn scope      -> delay_id (PUT /send idempotency)
+)
+
+func delayedKey(delayID string) []byte { return key(pDelayed, []byte(delayID)) }
+func delayedUserKey(user, delayID string) []byte {
+	return key(pDelayedUser, str0(user), []byte(delayID))
+}
+func delayedUserPrefix(user string) []byte { return key(pDelayedUser, str0(user)) }
+func delayedTxnKey(user, device, scope string) []byte {
+	return key(pDelayedTxn, str0(user), str0(device), []byte(scope))
+}
+
+// Thread subscriptions (matrix/threadsubs, MSC4306): 0x98-0x99, declared in threadsubs.go.

@@ -25,6 +25,8 @@ type NotificationRecord struct {
 	Actions   json.RawMessage `json:"a"`
 	Highlight bool            `json:"h,omitempty"`
 	TS        int64           `json:"ts"`
+	// Thread is the root of the thread the event belongs to ("" for the main timeline).
+	Thread string `json:"th,omitempty"`
 }
 
 // PushRules returns a user's stored rules, or nil when the user never changed any.

@@ -22,6 +22,7 @@ const (
 	FlagSoftFailed                      // passed auth against its own state but not the current state: stored, never shown or extended
 	FlagBackfilled                      // history older than the timeline, fetched with /backfill: ordered by the backfill index, not the timeline
 	FlagViaFederation                   // our own event that entered the room through another server (a send_join): never fanned out
+	FlagGap                             // timeline event stored without all of its prev events (a re-join, a gap get_missing_events could not close): history before it may be missing (dag_gaps.go)
 )
 
 // Hidden reports whether events with these flags stay out of the timeline and the extremities.

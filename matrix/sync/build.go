@@ -52,6 +52,7 @@ func (s *Service) build(ctx context.Context, sess *accounts.Session, since *toke
 	ps := s.presenceSerial() // presence.go
 	resp := newResponse()
 	resp.NextBatch = token{pos: w, typing: ts, presence: ps}.String()
+	resp.upto = w
 	p := &pass{s: s, user: sess.User.String(), device: sess.Device, initial: since == nil, full: fullState, upto: w, f: f, now: time.Now().UnixMilli(), stateAfter: stateAfter}
 	if since != nil {
 		p.since, p.sinceTyp = min(since.pos, w), since.typing
@@ -59,6 +60,7 @@ func (s *Service) build(ctx context.Context, sess *accounts.Session, since *toke
 			p.sinceTyp = 0
 		}
 	}
+	s.awaitCounts(w) // unread.go: before the transaction, which then sees the counts at w
 	err := s.st.View(func(txn *store.Txn) error {
 		p.txn = txn
 		changes, err := txn.AccountDataSince(p.user, p.since, w)
@@ -198,15 +200,19 @@ func (p *pass) timeline(nid uint64, roomID string, lower, upper uint64, limit in
 		if err != nil {
 			return false, err
 		}
+		// History is missing before a gap event (rooms/backfill_gap.go): the timeline stops
+		// there, limited, and prev_batch (rooms.TokenBefore) leads /messages into the gap.
+		gap := ev.Rec.Flags&store.FlagGap != 0
+		limited = limited || gap
 		ok, err := viewer.CanSee(ev)
 		if err != nil || !ok {
-			return err == nil, err
+			return err == nil && !gap, err
 		}
 		taken++
 		if !p.ignored.Hides(ev.Lite.Sender, ev.Lite.StateKey != nil) && tf.Match(roomID, ev.Lite.Type, ev.Lite.Sender, ev.Lite.Content) {
 			out = append(out, ev)
 		}
-		return true, nil
+		return !gap, nil
 	})
 	slices.Reverse(out)
 	return out, limited, err
@@ -266,7 +272,7 @@ func (p *pass) joined(resp *Response, m store.Membership, rec *store.RoomRecord)
 	jr.Timeline.Events = p.clientEvents(tl)
 	jr.Timeline.Limited = limited
 	if len(tl) > 0 {
-		jr.Timeline.PrevBatch = rooms.Token(tl[0].Pos - 1)
+		jr.Timeline.PrevBatch = rooms.TokenBefore(tl[0])
 	} else {
 		jr.Timeline.PrevBatch = rooms.Token(p.upto)
 	}
@@ -352,9 +358,9 @@ func (p *pass) joined(resp *Response, m store.Membership, rec *store.RoomRecord)
 			return err
 		}
 	}
-	p.unreadCounts(nid, jr) // unread.go
-	if tf := p.timelineFilter(); tf != nil && tf.UnreadThreadNotifications {
-		if jr.UnreadThread, err = p.unreadThreads(nid); err != nil { // relations.go
+	p.unreadCounts(nid, jr)                                                                              // unread.go
+	if tf := p.timelineFilter(); tf != nil && tf.UnreadThreadNotifications && !p.threadUnread(nid, jr) { // unread_threads.go
+		if jr.UnreadThread, err = p.unreadThreads(nid); err != nil { // relations.go: approximation without push
 			return err
 		}
 	}
@@ -590,6 +596,12 @@ func (p *pass) left(resp *Response, m store.Membership, rec *store.RoomRecord) e
 	}
 	lr := &LeftRoom{State: StateList{Events: []*events.ClientEvent{}}, AccountData: EventList{Events: []any{}}}
 	lr.Timeline = Timeline{Events: p.clientEvents(tl), Limited: limited}
+	if done, err := p.leftOutOfBand(resp, lr, m, rec, len(tl), limit); done || err != nil { // left_outlier.go
+		if p.stateAfter && err == nil { // state_after.go: the state it has is as of the leave
+			lr.StateAfter, lr.State = &StateList{Events: lr.State.Events}, StateList{}
+		}
+		return err
+	}
 	if len(tl) == 0 {
 		// An empty timeline (limit 0): the state section carries the room as the user left
 		// it, leave event included.
@@ -612,7 +624,7 @@ func (p *pass) left(resp *Response, m store.Membership, rec *store.RoomRecord) e
 		lr.Timeline.PrevBatch = rooms.Token(m.Pos)
 	}
 	if len(tl) > 0 {
-		lr.Timeline.PrevBatch = rooms.Token(tl[0].Pos - 1)
+		lr.Timeline.PrevBatch = rooms.TokenBefore(tl[0])
 		if p.initial || limited {
 			sm, err := rooms.StateMap(p.txn, tl[0].Rec.Snapshot, rec.ID)
 			if err != nil {

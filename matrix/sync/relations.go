@@ -3,6 +3,7 @@ package sync
 import (
 	"errors"
 
+	"github.com/hearth-home/hearth/matrix/invitefilter"
 	"github.com/hearth-home/hearth/matrix/merr"
 	"github.com/hearth-home/hearth/matrix/rooms"
 	"github.com/hearth-home/hearth/matrix/store"
@@ -19,16 +20,17 @@ const (
 )
 
 // hidesInvite reports whether an invite came from a user the syncing user ignores (spec:
-// "Servers must not send room invites from ignored users to clients").
+// "Servers must not send room invites from ignored users to clients") or one the user's invite
+// permission ignores or blocks (matrix/invitefilter).
 func (p *pass) hidesInvite(m store.Membership) (bool, error) {
-	if len(p.ignored) == 0 {
-		return false, nil
-	}
 	ev, err := rooms.LoadEvent(p.txn, m.Pos, "-")
 	if err != nil {
 		return false, err
 	}
-	return p.ignored.Has(ev.Lite.Sender), nil
+	if p.ignored.Has(ev.Lite.Sender) {
+		return true, nil
+	}
+	return invitefilter.Hides(p.txn, p.user, ev.Lite.Sender)
 }
 
 // unreadThreads approximates unread_thread_notifications until push rules land: for each

@@ -17,12 +17,14 @@ type Response struct {
 	OTKCount    map[string]int `json:"device_one_time_keys_count"`
 	// FallbackKeys is device_unused_fallback_key_types; nil is omitted for servers without E2EE.
 	FallbackKeys []string `json:"device_unused_fallback_key_types,omitzero"`
+
+	upto uint64 // the stream position the response was read up to (next_batch's)
 }
 
 // Rooms groups rooms by the user's membership.
 type Rooms struct {
 	Join   map[string]*JoinedRoom  `json:"join"`
-	Invite map[string]*InvitedRoom `json:"invite"`
+	Invite map[string]*InvitedRoom `json:"invite,omitempty"` // omitted when empty: a hidden invite leaves no trace
 	Leave  map[string]*LeftRoom    `json:"leave"`
 	Knock  map[string]*KnockedRoom `json:"knock"`
 }

@@ -79,9 +79,10 @@ func (s *Service) SlidingSync(ctx context.Context, sess *accounts.Session, q cli
 		}
 	}
 	deadline := time.Now().Add(timeout)
+	var wake *slidingWake // what the empty builds of this long-poll have read (sliding_wake.go)
 	for {
 		ch := s.n.channel(sess.User.String())
-		resp, next, news, err := s.slidingBuild(sess, req, base)
+		resp, next, news, saw, err := s.slidingBuild(sess, req, base, wake)
 		if err != nil {
 			return nil, err
 		}
@@ -99,6 +100,9 @@ func (s *Service) SlidingSync(ctx context.Context, sess *accounts.Session, q cli
 		if stopped {
 			deadline = time.Now() // answer what we have
 		}
+		// The build found nothing in (base.upto, next.upto]: the next one reads only what
+		// arrives after it, yet answers as a build of the whole window would.
+		wake = saw
 	}
 }
 
@@ -142,11 +146,19 @@ type slidingPass struct {
 	resp    *slidingResponse
 	news    bool
 	initial bool // no pos: a new connection
+
+	wake *slidingWake // nil, or how far earlier empty builds of this long-poll read
+	saw  *slidingWake // what this build reads, for the next one if it finds nothing
 }
 
-func (s *Service) slidingBuild(sess *accounts.Session, req *parsedSliding, base *connState) (*slidingResponse, *connState, bool, error) {
+// slidingBuild builds one response from base (nil: a new connection). wake, from an earlier
+// empty build of the same long-poll, lets it skip reading what that build already read; the
+// returned slidingWake records this build's reads for the next wake-up.
+func (s *Service) slidingBuild(sess *accounts.Session, req *parsedSliding, base *connState, wake *slidingWake) (*slidingResponse, *connState, bool, *slidingWake, error) {
 	w := s.st.Stream().Watermark()
 	sp := &slidingPass{
+		wake:    wake,
+		saw:     newSlidingWake(),
 		pass:    &pass{s: s, user: sess.User.String(), device: sess.Device, upto: w, f: &filter.Filter{}, now: time.Now().UnixMilli()},
 		sess:    sess,
 		req:     req,
@@ -202,8 +214,9 @@ func (s *Service) slidingBuild(sess *accounts.Session, req *parsedSliding, base 
 		return sp.err // a rendering failure (clientEvents)
 	})
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, false, nil, err
 	}
+	sp.saw.floor = w
 	if len(updates) > 0 {
 		sp.next.rooms = maps.Clone(base.rooms)
 		maps.Copy(sp.next.rooms, updates)
@@ -214,7 +227,7 @@ func (s *Service) slidingBuild(sess *accounts.Session, req *parsedSliding, base 
 			sp.news = true
 		}
 	}
-	return sp.resp, sp.next, sp.news || len(sp.resp.Rooms) > 0, nil
+	return sp.resp, sp.next, sp.news || len(sp.resp.Rooms) > 0, sp.saw, nil
 }
 
 // loadDM reads m.direct: the rooms the user marked as direct chats.

@@ -25,6 +25,11 @@ func (sp *slidingPass) extensions() error {
 	if ext.typing != nil {
 		sp.extTyping(sp.scope(ext.typing))
 	}
+	if ext.threadSubs != nil {
+		if err := sp.extThreadSubs(ext.threadSubs); err != nil { // sliding_threadsubs.go
+			return err
+		}
+	}
 	if ext.toDevice || ext.e2ee {
 		return sp.extE2EE(ext)
 	}
@@ -93,7 +98,7 @@ func (sp *slidingPass) extAccountData(scope []*slidingRoomRef) error {
 		id := relevant[room].rec.ID
 		perRoom[id] = append(perRoom[id], ev)
 	}
-	changes, err := sp.txn.AccountDataSince(sp.user, since, sp.upto)
+	changes, err := sp.txn.AccountDataSince(sp.user, sp.accountDataSince(since, scope), sp.upto) // sliding_wake.go
 	if err != nil {
 		return err
 	}
@@ -132,7 +137,7 @@ func (sp *slidingPass) extReceipts(scope []*slidingRoomRef) error {
 		if sp.newToConn(r.nid) {
 			lower = 0
 		}
-		ev, err := sp.receipts(r.nid, lower)
+		ev, err := sp.receipts(r.nid, sp.receiptsSince(r.nid, lower)) // sliding_wake.go
 		if err != nil {
 			return err
 		}
@@ -194,6 +199,10 @@ func (sp *slidingPass) extE2EE(ext extConfig) error {
 	if ext.toDevice {
 		since, ok := parseStreamToken(sp.req.toDeviceSince())
 		win := Window{Since: min(since, sp.upto), Upto: sp.upto, Initial: !ok}
+		reuse := !(ok && win.Since > e2eeWin.Since && !e2eeWin.Initial)
+		if ok {
+			win.Since = sp.streamSince(win.Since) // sliding_wake.go
+		}
 		r, err := sp.contribute(win)
 		if err != nil {
 			return err
@@ -202,7 +211,7 @@ func (sp *slidingPass) extE2EE(ext extConfig) error {
 			sp.news = true
 		}
 		sp.resp.Extensions["to_device"] = map[string]any{"next_batch": strconv.FormatUint(sp.upto, 10), "events": r.ToDevice.Events}
-		if !(ok && win.Since > e2eeWin.Since && !e2eeWin.Initial) {
+		if reuse {
 			forE2EE = r
 		}
 	}
@@ -211,6 +220,9 @@ func (sp *slidingPass) extE2EE(ext extConfig) error {
 	}
 	if forE2EE == nil {
 		var err error
+		if !e2eeWin.Initial {
+			e2eeWin.Since = sp.streamSince(e2eeWin.Since) // sliding_wake.go
+		}
 		if forE2EE, err = sp.contribute(e2eeWin); err != nil {
 			return err
 		}

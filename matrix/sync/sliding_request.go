@@ -370,6 +370,7 @@ type extConfig struct {
 	accountData *extScope
 	receipts    *extScope
 	typing      *extScope
+	threadSubs  *extThreadSubs // sliding_threadsubs.go
 }
 
 // extScope limits an extension to the rooms of some lists and some subscriptions; nil fields
@@ -413,6 +414,9 @@ func (p *parsedSliding) parseExtensions() error {
 		p.extSet["to_device"] = true
 		p.ext.toDevice = td.Enabled != nil && *td.Enabled
 	}
+	if err := p.parseThreadSubs(); err != nil { // sliding_threadsubs.go
+		return err
+	}
 	if raw, ok := p.req.Extensions["e2ee"]; ok {
 		var t extToggle
 		if err := json.Unmarshal(raw, &t); err != nil {
@@ -452,6 +456,9 @@ func (p *parsedSliding) mergeExt(prev extConfig) extConfig {
 	}
 	if p.extSet["typing"] {
 		out.typing = p.ext.typing
+	}
+	if p.extSet[threadSubsExt] {
+		out.threadSubs = p.ext.threadSubs
 	}
 	return out
 }

@@ -191,7 +191,7 @@ func (sp *slidingPass) renderRoom(r *slidingRoomRef) (*slidingRoom, roomSeen, er
 	out.Timeline = sp.clientEvents(tl)
 	out.Limited = limited
 	if len(tl) > 0 {
-		out.PrevBatch = rooms.Token(tl[0].Pos - 1)
+		out.PrevBatch = rooms.TokenBefore(tl[0])
 	} else if initial {
 		out.PrevBatch = rooms.Token(upper)
 	}

@@ -1,5 +1,6 @@
-// Package stateres resolves forks in a room's state: state resolution v2 (room versions 3 to 11)
-// and v2.1 (room version 12, MSC4297), as the spec's room version pages define them.
+// Package stateres resolves forks in a room's state: state resolution v1 (room version 1, v1.go),
+// v2 (room versions 2 to 11) and v2.1 (room version 12, MSC4297), as the spec's room version
+// pages define them.
 //
 // It is pure: no store, no network, no globals. The caller passes the state maps to merge and a
 // Fetcher that loads events by ID; everything else (auth chains, auth difference, the v2.1
@@ -7,9 +8,8 @@
 // with one event cache per Resolve call. The auth rules themselves are mautrix's
 // federation/eventauth, called with auth events selected from the partially resolved state.
 //
-// Room versions 1 and 2 are not supported: version 1 uses state resolution v1, and both use the
-// v1 event format (server-chosen event IDs, [id, hash] auth references), which federation/pdu's
-// PDU type does not carry. Hearth neither creates nor joins such rooms.
+// Events of room versions 1 and 2 (the v1 event format) arrive converted to *pdu.PDU by
+// matrix/events, which keeps their server-chosen IDs; nothing here depends on the format.
 //
 // What a resolution loads: the whole of every conflicted event, the auth links (ID list and
 // depth, not the event) of each state event of every set, and then only the part of the auth

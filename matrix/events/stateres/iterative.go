@@ -50,7 +50,7 @@ func (r *resolver) allowed(ev *Event, state StateMap) (bool, error) {
 			own[k] = ae
 		}
 	}
-	selection := ev.PDU.AuthEventSelection(r.rv)
+	selection := ev.PDU.AuthEventSelection(events.Base(r.rv))
 	authEvents := make([]*pdu.PDU, 0, len(selection))
 	for _, k := range selection {
 		var chosen *Event

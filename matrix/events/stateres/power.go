@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"maunium.net/go/mautrix/id"
+
+	"github.com/hearth-home/hearth/matrix/events"
 )
 
 // Event types state resolution looks into.
@@ -73,7 +75,7 @@ func (r *resolver) senderPower(ev *Event) (int64, error) {
 		}
 	}
 	sender := ev.PDU.Sender
-	if r.rv.RoomIDIsCreateEventID() {
+	if events.Base(r.rv).RoomIDIsCreateEventID() {
 		// v12: the create event is named by the room ID, and its creators outrank everyone.
 		createEv = nil
 		if ev.PDU.Type == typeCreate && ev.PDU.StateKey != nil && *ev.PDU.StateKey == "" {
@@ -90,7 +92,7 @@ func (r *resolver) senderPower(ev *Event) (int64, error) {
 		}
 	}
 	if plEv == nil {
-		if !r.rv.RoomIDIsCreateEventID() && createEv != nil && legacyCreator(r.rv, createEv) == sender {
+		if !events.Base(r.rv).RoomIDIsCreateEventID() && createEv != nil && legacyCreator(events.Base(r.rv), createEv) == sender {
 			return 100, nil
 		}
 		return 0, nil

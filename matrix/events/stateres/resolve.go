@@ -8,6 +8,8 @@ import (
 
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/hearth-home/hearth/matrix/events"
 )
 
 // Key names one piece of room state.
@@ -52,17 +54,16 @@ type algorithm int
 const (
 	algoV2 algorithm = iota
 	algoV21
+	algoV1 // room version 1 (v1.go)
 )
 
 func algorithmFor(rv id.RoomVersion) (algorithm, error) {
+	rv = events.Base(rv) // an experimental version resolves as its base (events/msc3757.go)
 	if !rv.IsKnown() || rv == id.RoomV0 {
 		return 0, fmt.Errorf("%w: %q", ErrUnsupportedVersion, rv)
 	}
 	if rv == id.RoomV1 {
-		// Room v1 specifies state resolution v1, which is not implemented: v2 stands in for
-		// it. Both agree on unconflicted state and usually on simple forks; a contested fork
-		// can resolve differently from servers running v1 (docs/architecture.md).
-		return algoV2, nil
+		return algoV1, nil
 	}
 	switch rv.StateResVersion() {
 	case id.StateResV2:
@@ -75,7 +76,7 @@ func algorithmFor(rv id.RoomVersion) (algorithm, error) {
 }
 
 // Resolve merges state maps into one, per the state resolution algorithm of room version rv
-// (v2 for versions 3 to 11, v2.1 for 12). The result does not depend on the order of sets.
+// (v1 for version 1, v2 for versions 2 to 11, v2.1 for 12). The result does not depend on the order of sets.
 // Errors: ErrUnsupportedVersion, ErrMissingEvent (a conflicted event the Fetcher lacks),
 // ErrBadState (an entry that is not a state event of its key), or the Fetcher's or ctx's error
 // wrapped. A missing event deeper in the auth graph is not an error: it takes no part.
@@ -97,6 +98,10 @@ func ResolveWith(ctx context.Context, rv id.RoomVersion, sets []StateMap, fetch 
 		return StateMap{}, nil
 	case 1:
 		return maps.Clone(sets[0]), nil
+	}
+	if algo == algoV1 {
+		r := &resolver{ctx: ctx, rv: rv, algo: algo, keys: opts.Keys, g: newGraph(ctx, fetch, 64)}
+		return r.resolveV1(sets)
 	}
 	unconflicted, conflicted, keyOf, err := partition(sets)
 	if err != nil {

@@ -66,6 +66,7 @@ func Register(g *echo.Group, d Deps) {
 	a.routesKeys(g, signed)
 	a.routesDirectory(g, signed)
 	a.routesHierarchy(g, signed)
+	a.routesTimestamp(g, signed)
 	a.routesOpenID(g, open)
 	a.routesMedia(g, signed)
 }

@@ -122,7 +122,7 @@ func (h *core) send(c echo.Context) error {
 	h.c.Contacted(origin)
 	ans := &txnAnswer{PDUs: map[string]pduResult{}}
 	for _, raw := range t.PDUs {
-		eid, err := h.c.HandlePDU(ctx, origin, raw)
+		eid, err := h.c.HandleTxnPDU(ctx, origin, raw)
 		if eid == "" {
 			eid = id.EventID("")
 		}

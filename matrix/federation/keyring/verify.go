@@ -12,6 +12,8 @@ import (
 	"maunium.net/go/mautrix/federation/pdu"
 	"maunium.net/go/mautrix/federation/signutil"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/hearth-home/hearth/matrix/events"
 )
 
 // Verdict is the outcome of the signature and hash checks on a received PDU.
@@ -63,6 +65,8 @@ type signedPDU interface {
 // fetches could not be cancelled), and a key lookup failure aborts instead of the key being
 // skipped as the spec says. Redaction, canonical JSON and the content hash are mautrix's.
 func (k *Keyring) VerifyEvent(ctx context.Context, rv id.RoomVersion, raw []byte) (Verdict, error) {
+	// Experimental versions (MSC3757) share their base version's format, hashes and redaction.
+	rv = events.Base(rv)
 	if !rv.IsKnown() {
 		return Reject, fmt.Errorf("%w: unknown room version %q", ErrInvalidPDU, rv)
 	}

@@ -27,6 +27,8 @@
 // malformed input. Producer consumes change.Change values from the bus (Handle never blocks;
 // repeats coalesce, since each EDU is built from the state when it is handled) and queues
 // EDUs for the servers in the room or sharing a room with the user, through small lookup
-// interfaces the composition root implements. To-device messages for remote users come from
+// interfaces the composition root implements. A local user's join also re-announces their
+// devices to the room's servers that share no other room with them (producer_join.go), as the
+// spec asks. To-device messages for remote users come from
 // the request path instead (Producer.SendToDevice), because they have no local record.
 package sender

@@ -115,11 +115,19 @@ func NewProducer(o ProducerOptions) (*Producer, error) {
 // bus.Subscribe. Changes of remote users and kinds that do not federate are ignored.
 // (To-device messages for remote users do not pass here: see SendToDevice.)
 func (p *Producer) Handle(c change.Change) {
+	if c.Kind == change.Event {
+		if !p.localJoin(c) { // producer_join.go
+			return
+		}
+		c.User = *c.StateKey
+	}
 	if ServerOf(c.User) != p.o.ServerName {
 		return
 	}
 	k := workKey{Kind: c.Kind, User: c.User}
 	switch c.Kind {
+	case change.Event:
+		k.RoomID = c.RoomID
 	case change.Typing:
 		if p.o.Typing == nil || c.RoomID == "" {
 			return
@@ -238,6 +246,8 @@ func (p *Producer) handle(ctx context.Context, k workKey) error {
 		return p.toSharing(ctx, k.User, edu)
 	case change.Devices, change.DeviceKeys:
 		return p.devices(ctx, k)
+	case change.Event:
+		return p.joinAnnounce(ctx, k) // producer_join.go
 	}
 	return nil
 }
