@@ -273,27 +273,12 @@ func actionsJSON(actions pushrules.PushActionArray) []any {
 // readPos is the position of the newest event covered by the user's unthreaded or main-thread
 // read receipts (public or private) in the room.
 func readPos(txn *store.Txn, user string, room uint64) (uint64, error) {
-	var best uint64
-	for _, typ := range []string{"m.read", "m.read.private"} {
-		for _, thread := range []string{"", "main"} {
-			r, err := txn.Receipt(room, typ, user, thread)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return 0, err
-			}
-			p, err := txn.EventPos(r.EventID)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return 0, err
-			}
-			best = max(best, p)
-		}
+	unthreaded, err := receiptPos(txn, user, room, "")
+	if err != nil {
+		return 0, err
 	}
-	return best, nil
+	main, err := receiptPos(txn, user, room, "main")
+	return max(unthreaded, main), err
 }
 
 // counts returns the user's counts in a room against the current read receipt, recounting from

@@ -128,35 +128,12 @@ func (s *Service) StoreBackfilled(ctx context.Context, roomID id.RoomID, evs []R
 			if ev.PDU.RoomID != roomID && !(ev.PDU.Type == "m.room.create" && createOf(roomID, ev.ID)) {
 				continue
 			}
-			pos, err := txn.EventPos(ev.ID.String())
-			switch {
-			case err == nil:
-				rec, err := txn.Event(pos)
-				if err != nil {
-					return err
-				}
-				if rec.Flags&store.FlagOutlier == 0 || rec.Flags&store.FlagRejected != 0 {
-					continue // in the timeline or the backfill order already, or rejected
-				}
-				rec.Flags = rec.Flags&^store.FlagOutlier | store.FlagBackfilled
-				rec.Snapshot, rec.After = base, base
-				if err := txn.ReplaceEvent(pos, rec); err != nil {
-					return err
-				}
-			case errors.Is(err, store.ErrNotFound):
-				if err := events.AuthorizeEvent(id.RoomVersion(r.rec.Version), ev.PDU, nil, get, getKey); err != nil {
-					s.log.Info("backfilled event fails auth", "event_id", ev.ID, "err", err)
-					continue
-				}
-				if pos, err = txn.AllocPos(store.KindEvent); err != nil {
-					return err
-				}
-				rec := &store.EventRecord{Room: nid, Snapshot: base, After: base, ID: ev.ID.String(), PDU: ev.JSON, Flags: store.FlagBackfilled}
-				if err := txn.PutEvent(pos, rec); err != nil {
-					return err
-				}
-			default:
+			pos, ok, err := s.placeBackfilled(txn, r, nid, base, ev, get, getKey)
+			if err != nil {
 				return err
+			}
+			if !ok {
+				continue
 			}
 			r.rec.BackfillSeq++
 			if err := txn.PutBackfill(nid, r.rec.BackfillSeq, pos); err != nil {
@@ -178,4 +155,37 @@ func (s *Service) StoreBackfilled(ctx context.Context, roomID id.RoomID, evs []R
 // create event carries no room_id).
 func createOf(roomID id.RoomID, eventID id.EventID) bool {
 	return len(roomID) > 1 && len(eventID) > 1 && roomID[1:] == id.RoomID(eventID[1:])
+}
+
+// placeBackfilled stores one fetched history event under base, the state of the order it
+// joins (the room's backfill order or a gap's): an outlier already here joins it, a new event
+// must pass the auth rules with its own auth events. ok is false for an event left out (in the
+// timeline or an order already, rejected, or failing auth).
+func (s *Service) placeBackfilled(txn *store.Txn, r *room, nid, base uint64, ev Remote, get func([]id.EventID) ([]*pdu.PDU, error), getKey pdu.GetKeyFunc) (uint64, bool, error) {
+	pos, err := txn.EventPos(ev.ID.String())
+	switch {
+	case err == nil:
+		rec, err := txn.Event(pos)
+		if err != nil {
+			return 0, false, err
+		}
+		if rec.Flags&store.FlagOutlier == 0 || rec.Flags&store.FlagRejected != 0 {
+			return 0, false, nil
+		}
+		rec.Flags = rec.Flags&^store.FlagOutlier | store.FlagBackfilled
+		rec.Snapshot, rec.After = base, base
+		return pos, true, txn.ReplaceEvent(pos, rec)
+	case errors.Is(err, store.ErrNotFound):
+		if err := events.AuthorizeEvent(id.RoomVersion(r.rec.Version), ev.PDU, nil, get, getKey); err != nil {
+			s.log.Info("backfilled event fails auth", "event_id", ev.ID, "err", err)
+			return 0, false, nil
+		}
+		if pos, err = txn.AllocPos(store.KindEvent); err != nil {
+			return 0, false, err
+		}
+		rec := &store.EventRecord{Room: nid, Snapshot: base, After: base, ID: ev.ID.String(), PDU: ev.JSON, Flags: store.FlagBackfilled}
+		return pos, true, txn.PutEvent(pos, rec)
+	default:
+		return 0, false, err
+	}
 }

@@ -240,35 +240,12 @@ func (s *Service) StoreGapFill(ctx context.Context, roomID id.RoomID, gap uint64
 			if ev.PDU.RoomID != roomID && !(ev.PDU.Type == "m.room.create" && createOf(roomID, ev.ID)) {
 				continue
 			}
-			pos, err := txn.EventPos(ev.ID.String())
-			switch {
-			case err == nil:
-				rec, err := txn.Event(pos)
-				if err != nil {
-					return err
-				}
-				if rec.Flags&store.FlagOutlier == 0 || rec.Flags&store.FlagRejected != 0 {
-					continue // in the timeline or an order already, or rejected
-				}
-				rec.Flags = rec.Flags&^store.FlagOutlier | store.FlagBackfilled
-				rec.Snapshot, rec.After = base, base
-				if err := txn.ReplaceEvent(pos, rec); err != nil {
-					return err
-				}
-			case errors.Is(err, store.ErrNotFound):
-				if err := events.AuthorizeEvent(id.RoomVersion(r.rec.Version), ev.PDU, nil, get, getKey); err != nil {
-					s.log.Info("backfilled event fails auth", "event_id", ev.ID, "err", err)
-					continue
-				}
-				if pos, err = txn.AllocPos(store.KindEvent); err != nil {
-					return err
-				}
-				rec := &store.EventRecord{Room: nid, Snapshot: base, After: base, ID: ev.ID.String(), PDU: ev.JSON, Flags: store.FlagBackfilled}
-				if err := txn.PutEvent(pos, rec); err != nil {
-					return err
-				}
-			default:
+			pos, ok, err := s.placeBackfilled(txn, r, nid, base, ev, get, getKey)
+			if err != nil {
 				return err
+			}
+			if !ok {
+				continue
 			}
 			g.Seq++
 			if err := txn.PutGapFill(nid, gap, g.Seq, pos); err != nil {
