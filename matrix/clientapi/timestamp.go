@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/hearth-home/hearth/matrix/merr"
+	"github.com/hearth-home/hearth/matrix/rooms"
 )
 
 // Jumping to a date (spec: room_event_by_timestamp.yaml; MSC3030's unstable path too).
@@ -21,23 +22,9 @@ func (a *API) timestampToEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	q := c.QueryParams()
-	if !q.Has("ts") {
-		return merr.MissingParam("ts is required")
-	}
-	ts, err := strconv.ParseInt(q.Get("ts"), 10, 64)
-	if err != nil || ts < 0 {
-		return merr.InvalidParam("ts must be a timestamp in milliseconds")
-	}
-	var forwards bool
-	switch dir := q.Get("dir"); dir {
-	case "f":
-		forwards = true
-	case "b":
-	case "":
-		return merr.MissingParam("dir is required")
-	default:
-		return merr.InvalidParam("dir must be f or b")
+	ts, forwards, err := rooms.ParseTimestampQuery(c.QueryParams())
+	if err != nil {
+		return err
 	}
 	r, err := a.rooms.EventAtTimestamp(c.Request().Context(), session(c).User, roomID, ts, forwards)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
 
 	"maunium.net/go/mautrix/id"
 
@@ -201,4 +203,26 @@ func (s *Service) FedEventAtTimestamp(ctx context.Context, server string, roomID
 		return nil, merr.NotFound("no event found in that direction from %d", ts)
 	}
 	return &TimestampResult{EventID: id.EventID(out.Rec.ID), OriginServerTS: out.Lite.OriginServerTS}, nil
+}
+
+// ParseTimestampQuery reads the ts and dir query parameters of /timestamp_to_event (the client
+// and the federation endpoint take the same ones).
+func ParseTimestampQuery(q url.Values) (ts int64, forwards bool, err error) {
+	if !q.Has("ts") {
+		return 0, false, merr.MissingParam("ts is required")
+	}
+	ts, err = strconv.ParseInt(q.Get("ts"), 10, 64)
+	if err != nil || ts < 0 {
+		return 0, false, merr.InvalidParam("ts must be a timestamp in milliseconds")
+	}
+	switch q.Get("dir") {
+	case "f":
+		return ts, true, nil
+	case "b":
+		return ts, false, nil
+	case "":
+		return 0, false, merr.MissingParam("dir is required")
+	default:
+		return 0, false, merr.InvalidParam("dir must be f or b")
+	}
 }

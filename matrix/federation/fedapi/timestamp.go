@@ -1,11 +1,9 @@
 package fedapi
 
 import (
-	"strconv"
-
 	"github.com/labstack/echo/v4"
 
-	"github.com/hearth-home/hearth/matrix/merr"
+	"github.com/hearth-home/hearth/matrix/rooms"
 )
 
 // Jump to date for another server (spec: server-server GET /v1/timestamp_to_event/{roomId}):
@@ -25,23 +23,9 @@ func (a *api) timestampToEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	q := c.QueryParams()
-	if !q.Has("ts") {
-		return merr.MissingParam("ts is required")
-	}
-	ts, err := strconv.ParseInt(q.Get("ts"), 10, 64)
-	if err != nil || ts < 0 {
-		return merr.InvalidParam("ts must be a timestamp in milliseconds")
-	}
-	var forwards bool
-	switch q.Get("dir") {
-	case "f":
-		forwards = true
-	case "b":
-	case "":
-		return merr.MissingParam("dir is required")
-	default:
-		return merr.InvalidParam("dir must be f or b")
+	ts, forwards, err := rooms.ParseTimestampQuery(c.QueryParams())
+	if err != nil {
+		return err
 	}
 	r, err := a.d.Rooms.FedEventAtTimestamp(c.Request().Context(), origin, roomID, ts, forwards)
 	if err != nil {
