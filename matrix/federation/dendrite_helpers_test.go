@@ -40,37 +40,43 @@ const dendriteSecret = "dendrite-test-secret"
 
 // dendriteBinDir returns a directory holding dendrite, generate-config and generate-keys at
 // dendriteVersion. It shares hearth-bench's cache (the same stamp), so whichever runs first pays
-// for the install, which takes minutes. In CI the install is mandatory; elsewhere a failed install
-// (no network, no C compiler) skips the test with the reason.
+// for the install, which takes minutes.
 func dendriteBinDir(t *testing.T) string {
+	return cachedDendrite(t, dendriteVersion, "dendrite", dendriteVersion+" -trimpath -s -w")
+}
+
+// cachedDendrite returns the cache directory dirName (under the user cache's hearth-bench)
+// holding Dendrite at version, installing it when its stamp does not read stamp. In CI the
+// install is mandatory; elsewhere a failed install (no network, no C compiler) skips the test
+// with the reason.
+func cachedDendrite(t *testing.T, version, dirName, stamp string) string {
 	t.Helper()
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()
 	}
-	binDir := filepath.Join(cache, "hearth-bench", "dendrite", "bin")
-	stamp := filepath.Join(binDir, ".installed")
-	want := dendriteVersion + " -trimpath -s -w"
-	if b, err := os.ReadFile(stamp); err == nil && strings.TrimSpace(string(b)) == want {
+	binDir := filepath.Join(cache, "hearth-bench", dirName, "bin")
+	stampFile := filepath.Join(binDir, ".installed")
+	if b, err := os.ReadFile(stampFile); err == nil && strings.TrimSpace(string(b)) == stamp {
 		if _, err := os.Stat(filepath.Join(binDir, "dendrite")); err == nil {
 			return binDir
 		}
 	}
-	if err := installDendrite(binDir); err != nil {
+	if err := installDendrite(binDir, version); err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("install Dendrite: %v", err)
+			t.Fatalf("install Dendrite %s: %v", version, err)
 		}
-		t.Skipf("Dendrite %s is not installed and could not be installed: %v", dendriteVersion, err)
+		t.Skipf("Dendrite %s is not installed and could not be installed: %v", version, err)
 	}
-	if err := os.WriteFile(stamp, []byte(want+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(stampFile, []byte(stamp+"\n"), 0o644); err != nil {
 		t.Fatalf("write install stamp: %v", err)
 	}
 	return binDir
 }
 
-// installDendrite runs `go install` for Dendrite's three commands, outside any module and with
-// cgo on, because Dendrite's SQLite driver is mattn/go-sqlite3.
-func installDendrite(binDir string) error {
+// installDendrite runs `go install` for Dendrite's three commands at version, outside any
+// module and with cgo on, because Dendrite's SQLite driver is mattn/go-sqlite3.
+func installDendrite(binDir, version string) error {
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", binDir, err)
 	}
@@ -82,7 +88,7 @@ func installDendrite(binDir string) error {
 	defer cancel()
 	args := []string{"install", "-trimpath", "-ldflags=-s -w"}
 	for _, c := range []string{"dendrite", "generate-config", "generate-keys"} {
-		args = append(args, "github.com/matrix-org/dendrite/cmd/"+c+"@"+dendriteVersion)
+		args = append(args, "github.com/matrix-org/dendrite/cmd/"+c+"@"+version)
 	}
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = os.TempDir()
@@ -155,7 +161,12 @@ func (s *dLogBuffer) String() string {
 // straight to stderr with HEARTH_TEST_LOG; DENDRITE_LOG_LEVEL (default info) sets its level.
 func startDendrite(t *testing.T, ca testserver.CA) *dendrite {
 	t.Helper()
-	binDir := dendriteBinDir(t)
+	return startDendriteBin(t, ca, dendriteBinDir(t))
+}
+
+// startDendriteBin runs the Dendrite installed in binDir as startDendrite does.
+func startDendriteBin(t *testing.T, ca testserver.CA, binDir string) *dendrite {
+	t.Helper()
 	dir := t.TempDir()
 	fedPort := testserver.FreePort(t)
 	httpPort := testserver.FreePort(t)

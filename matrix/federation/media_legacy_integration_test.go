@@ -2,15 +2,9 @@ package federation_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,112 +19,9 @@ import (
 
 const legacyDendriteVersion = "v0.13.7"
 
-// legacyDendriteBinDir installs (once, cached like dendriteBinDir) Dendrite v0.13.7. In CI the
-// install is mandatory; elsewhere a failed install skips the test with the reason.
+// legacyDendriteBinDir installs (once, cached like dendriteBinDir) Dendrite v0.13.7.
 func legacyDendriteBinDir(t *testing.T) string {
-	t.Helper()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	binDir := filepath.Join(cache, "hearth-bench", "dendrite-"+legacyDendriteVersion, "bin")
-	stamp := filepath.Join(binDir, ".installed")
-	if b, err := os.ReadFile(stamp); err == nil && strings.TrimSpace(string(b)) == legacyDendriteVersion {
-		if _, err := os.Stat(filepath.Join(binDir, "dendrite")); err == nil {
-			return binDir
-		}
-	}
-	if err := installDendriteVersion(binDir, legacyDendriteVersion); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("install Dendrite %s: %v", legacyDendriteVersion, err)
-		}
-		t.Skipf("Dendrite %s is not installed and could not be installed: %v", legacyDendriteVersion, err)
-	}
-	if err := os.WriteFile(stamp, []byte(legacyDendriteVersion+"\n"), 0o644); err != nil {
-		t.Fatalf("write install stamp: %v", err)
-	}
-	return binDir
-}
-
-// installDendriteVersion runs `go install` of Dendrite's commands at version into binDir
-// (cgo on: its SQLite driver is mattn/go-sqlite3).
-func installDendriteVersion(binDir, version string) error {
-	if err := os.MkdirAll(binDir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", binDir, err)
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return fmt.Errorf("find the go tool: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	args := []string{"install", "-trimpath", "-ldflags=-s -w"}
-	for _, c := range []string{"dendrite", "generate-config", "generate-keys"} {
-		args = append(args, "github.com/matrix-org/dendrite/cmd/"+c+"@"+version)
-	}
-	cmd := exec.CommandContext(ctx, goBin, args...)
-	cmd.Dir = os.TempDir()
-	cmd.Env = append(dEnvWithout("GOBIN=", "GOFLAGS=", "CGO_ENABLED="), "GOBIN="+binDir, "CGO_ENABLED=1", "GOFLAGS=-mod=mod")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
-// startDendriteBin runs the Dendrite in binDir as startDendrite does.
-func startDendriteBin(t *testing.T, ca testserver.CA, binDir string) *dendrite {
-	t.Helper()
-	dir := t.TempDir()
-	fedPort, httpPort := testserver.FreePort(t), testserver.FreePort(t)
-	d := &dendrite{
-		URL:        "http://127.0.0.1:" + strconv.Itoa(httpPort),
-		ServerName: "localhost:" + strconv.Itoa(fedPort),
-		log:        &dLogBuffer{},
-		done:       make(chan struct{}),
-	}
-	certFile, keyFile := dWriteLeaf(t, ca, dir)
-	writeDendriteConfig(t, binDir, dir, d.ServerName)
-	d.cmd = exec.Command(filepath.Join(binDir, "dendrite"),
-		"-config", filepath.Join(dir, "dendrite.yaml"),
-		"-http-bind-address", "127.0.0.1:"+strconv.Itoa(httpPort),
-		"-https-bind-address", "127.0.0.1:"+strconv.Itoa(fedPort),
-		"-tls-cert", certFile, "-tls-key", keyFile)
-	d.cmd.Dir = dir
-	d.cmd.Env = dEnvWithout("GOMEMLIMIT=", "GOGC=", "PPROFLISTEN=")
-	var out io.Writer = d.log
-	if os.Getenv("HEARTH_TEST_LOG") != "" {
-		out = io.MultiWriter(d.log, os.Stderr)
-	}
-	d.cmd.Stdout, d.cmd.Stderr = out, out
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start dendrite: %v", err)
-	}
-	go func() { _ = d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		d.stop()
-		if t.Failed() && os.Getenv("HEARTH_TEST_LOG") == "" {
-			t.Logf("dendrite output:\n%s", d.log.String())
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(d.URL + "/_matrix/client/versions")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return d
-			}
-		}
-		select {
-		case <-d.done:
-			t.Fatalf("dendrite exited during start:\n%s", d.log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dendrite did not become ready: %v\n%s", err, d.log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return cachedDendrite(t, legacyDendriteVersion, "dendrite-"+legacyDendriteVersion, legacyDendriteVersion)
 }
 
 func TestRemoteMediaLegacyFallback(t *testing.T) {

@@ -52,52 +52,66 @@ func receiptPos(txn *store.Txn, user string, room uint64, thread string) (uint64
 	return best, nil
 }
 
-// threadCounts walks the user's notification list (newest first) for one room and calls add
-// for every notification its thread's receipts have not read.
-func threadCounts(txn *store.Txn, user string, room uint64, add func(thread string, highlight bool)) error {
+// notif is what counting needs of one notification.
+type notif struct {
+	pos       uint64
+	thread    string
+	highlight bool
+}
+
+// roomNotifs reads the user's notification list once (newest first) and groups it by room.
+func roomNotifs(txn *store.Txn, user string, only uint64) (map[uint64][]notif, error) {
+	out := map[uint64][]notif{}
+	err := txn.Notifications(user, 0, func(pos uint64, r *store.NotificationRecord) (bool, error) {
+		if only == 0 || r.Room == only {
+			out[r.Room] = append(out[r.Room], notif{pos: pos, thread: r.Thread, highlight: r.Highlight})
+		}
+		return true, nil
+	})
+	return out, err
+}
+
+// threadCounts calls add for every notification of a room (ns, newest first) that its
+// thread's receipts have not read.
+func threadCounts(txn *store.Txn, user string, room uint64, ns []notif, add func(thread string, highlight bool)) error {
 	unthreaded, err := receiptPos(txn, user, room, "")
 	if err != nil {
 		return err
 	}
 	reads := map[string]uint64{}
-	read := func(thread string) (uint64, error) {
-		if p, ok := reads[thread]; ok {
-			return p, nil
+	for _, n := range ns {
+		if n.pos <= unthreaded {
+			break // the unthreaded receipt read everything older
 		}
-		key := thread
-		if key == "" {
-			key = "main"
+		rp, ok := reads[n.thread]
+		if !ok {
+			key := n.thread
+			if key == "" {
+				key = "main"
+			}
+			p, err := receiptPos(txn, user, room, key)
+			if err != nil {
+				return err
+			}
+			rp = max(p, unthreaded)
+			reads[n.thread] = rp
 		}
-		p, err := receiptPos(txn, user, room, key)
-		if err != nil {
-			return 0, err
+		if n.pos > rp {
+			add(n.thread, n.highlight)
 		}
-		reads[thread] = max(p, unthreaded)
-		return reads[thread], nil
 	}
-	return txn.Notifications(user, 0, func(pos uint64, r *store.NotificationRecord) (bool, error) {
-		if pos <= unthreaded {
-			return false, nil // the unthreaded receipt read everything older
-		}
-		if r.Room != room {
-			return true, nil
-		}
-		rp, err := read(r.Thread)
-		if err != nil {
-			return false, err
-		}
-		if pos > rp {
-			add(r.Thread, r.Highlight)
-		}
-		return true, nil
-	})
+	return nil
 }
 
 // recount rebuilds a room's stored counts from the notification list; rp is the main or
 // unthreaded read position the record remembers (see counts).
 func recount(txn *store.Txn, user string, room uint64, rp uint64) (store.PushCountRecord, error) {
 	out := store.PushCountRecord{Read: rp}
-	err := threadCounts(txn, user, room, func(_ string, highlight bool) {
+	ns, err := roomNotifs(txn, user, room)
+	if err != nil {
+		return out, err
+	}
+	err = threadCounts(txn, user, room, ns[room], func(_ string, highlight bool) {
 		out.Notification++
 		if highlight {
 			out.Highlight++
@@ -106,27 +120,37 @@ func recount(txn *store.Txn, user string, room uint64, rp uint64) (store.PushCou
 	return out, err
 }
 
-// UnreadThreadsIn splits the user's unread counts in a room into the main timeline
-// (highlight, notification) and each thread with something unread (root -> [highlight,
-// notification]), for a /sync whose filter asks for unread_thread_notifications. It reads
-// inside the caller's transaction, after AwaitCounts.
-func (s *Service) UnreadThreadsIn(txn *store.Txn, user string, room uint64) (highlight, notification int, threads map[string][2]int, err error) {
-	threads = map[string][2]int{}
-	err = threadCounts(txn, user, room, func(thread string, hl bool) {
-		h := 0
-		if hl {
-			h = 1
+// ThreadCounter returns, for one /sync of a user whose filter asks for
+// unread_thread_notifications, a function splitting a room's unread counts into the main
+// timeline (highlight, notification) and each thread with something unread (root ->
+// [highlight, notification]). The notification list is read once, on the first call, for all
+// rooms; everything is read inside the caller's transaction, after AwaitCounts.
+func (s *Service) ThreadCounter(txn *store.Txn, user string) func(room uint64) (highlight, notification int, threads map[string][2]int, err error) {
+	var byRoom map[uint64][]notif
+	return func(room uint64) (highlight, notification int, threads map[string][2]int, err error) {
+		if byRoom == nil {
+			if byRoom, err = roomNotifs(txn, user, 0); err != nil {
+				byRoom = nil
+				return 0, 0, nil, fmt.Errorf("push: notifications of %s: %w", user, err)
+			}
 		}
-		if thread == "" {
-			highlight += h
-			notification++
-			return
+		threads = map[string][2]int{}
+		err = threadCounts(txn, user, room, byRoom[room], func(thread string, hl bool) {
+			h := 0
+			if hl {
+				h = 1
+			}
+			if thread == "" {
+				highlight += h
+				notification++
+				return
+			}
+			c := threads[thread]
+			threads[thread] = [2]int{c[0] + h, c[1] + 1}
+		})
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("push: thread counts of %s: %w", user, err)
 		}
-		c := threads[thread]
-		threads[thread] = [2]int{c[0] + h, c[1] + 1}
-	})
-	if err != nil {
-		return 0, 0, nil, fmt.Errorf("push: thread counts of %s: %w", user, err)
+		return highlight, notification, threads, nil
 	}
-	return highlight, notification, threads, nil
 }

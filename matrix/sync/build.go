@@ -44,6 +44,8 @@ type pass struct {
 	roomAD       map[uint64][]store.AccountDataChange
 	ignored      ignore.Set // the user's ignored users (relations.go)
 	stateAfter   bool       // use_state_after: state_after.go
+	// threadCounter splits unread counts by thread (unread_threads.go), made once per build.
+	threadCounter func(room uint64) (highlight, notification int, threads map[string][2]int, err error)
 }
 
 func (s *Service) build(ctx context.Context, sess *accounts.Session, since *token, f *filter.Filter, fullState, stateAfter bool) (*Response, error) {

@@ -5,9 +5,9 @@ import "github.com/hearth-home/hearth/matrix/store"
 // ThreadUnreadCounter is an UnreadCounter that can also split a room's counts by thread
 // (matrix/push does, from its notification list and the threaded read receipts).
 type ThreadUnreadCounter interface {
-	// UnreadThreadsIn returns the main timeline's counts and, per thread root with something
-	// unread, [highlight, notification].
-	UnreadThreadsIn(txn *store.Txn, user string, room uint64) (highlight, notification int, threads map[string][2]int, err error)
+	// ThreadCounter returns, for one build, a function giving a room's main-timeline counts
+	// and, per thread root with something unread, [highlight, notification].
+	ThreadCounter(txn *store.Txn, user string) func(room uint64) (highlight, notification int, threads map[string][2]int, err error)
 }
 
 // threadUnread fills, for a filter with unread_thread_notifications, unread_notifications with
@@ -18,7 +18,10 @@ func (p *pass) threadUnread(nid uint64, jr *JoinedRoom) bool {
 	if !ok {
 		return false
 	}
-	h, n, threads, err := tc.UnreadThreadsIn(p.txn, p.user, nid)
+	if p.threadCounter == nil { // one per build: the notification list is read once
+		p.threadCounter = tc.ThreadCounter(p.txn, p.user)
+	}
+	h, n, threads, err := p.threadCounter(nid)
 	if err != nil {
 		p.s.log.Warn("sync: thread unread counts", "user", p.user, "room", nid, "err", err)
 		return true // the counts read as they were; the next sync tries again
